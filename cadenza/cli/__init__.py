@@ -1,0 +1,54 @@
+"""The `cadenza` command. Each stage registers its commands from a module of this package.
+
+Command modules import only light things at module level so that `cadenza --help` stays fast;
+heavy libraries (torch, beam, transformers) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="cadenza",
+    help=(
+        "MusicCaps to training-ready data for MusicLM-style text-to-music models.\n\n"
+        "Stages: `musiccaps validate` (metadata) -> `ingest` (fetch, clip, audio shards) -> "
+        "`tokenize` (semantic, acoustic, text tokens) -> `train` -> `sample` -> `evaluate`; "
+        "`audit` reports cultural bias at any point. `demo` runs the whole chain offline."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module defines register(app). Order is the order shown in --help.
+COMMAND_MODULES = [
+    "cadenza.cli.musiccaps",
+    "cadenza.cli.ingest",
+    "cadenza.cli.tokenize",
+    "cadenza.cli.audit",
+    "cadenza.cli.train",  # train, sample, evaluate
+    "cadenza.cli.demo",
+]
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    from cadenza.sources import SourceError
+
+    try:
+        app()
+    except SourceError as exc:
+        # inputs that cannot be read at all: one line, non-zero exit, no traceback
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)

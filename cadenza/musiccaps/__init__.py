@@ -1,0 +1,17 @@
+"""MusicCaps metadata: schema, CSV loading and validation, AudioSet ontology, splits, audit."""
+
+from cadenza.musiccaps.csvload import MUSICCAPS_CSV_URL, load_musiccaps, parse_musiccaps
+from cadenza.musiccaps.ontology import ONTOLOGY_URL, Ontology, load_ontology
+from cadenza.musiccaps.schema import ClipRecord, Reject, ValidationResult
+
+__all__ = [
+    "MUSICCAPS_CSV_URL",
+    "ONTOLOGY_URL",
+    "ClipRecord",
+    "Ontology",
+    "Reject",
+    "ValidationResult",
+    "load_musiccaps",
+    "load_ontology",
+    "parse_musiccaps",
+]

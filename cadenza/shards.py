@@ -1,0 +1,187 @@
+"""Deterministic WebDataset shards, their completion markers, and failure records.
+
+Shared by every pipeline that writes shards (ingest, tokenize). Rules:
+- a tar is written under a temporary name and renamed, so a visible `.tar` is always whole;
+- members are sorted by sample key in the order given, with fixed mtime/owner/mode, so the same
+  samples give byte-identical tars;
+- `{name}.stats.json` is written after the tar and is the shard's completion marker: a shard without
+  it is incomplete and is redone on resume.
+Paths may be local or any fsspec URL (gs://, s3://, memory://...).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import fsspec
+
+STATS_SUFFIX = ".stats.json"
+
+
+def shard_name(prefix: str, index: int) -> str:
+    return f"{prefix}-{index:06d}.tar"
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, p = fsspec.core.url_to_fs(path)
+    return fs, p
+
+
+def makedirs(path: str) -> None:
+    fs, p = _fs(path)
+    fs.makedirs(p, exist_ok=True)
+
+
+def exists(path: str) -> bool:
+    fs, p = _fs(path)
+    return fs.exists(p)
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write to a temporary sibling, then rename over `path`."""
+    fs, p = _fs(path)
+    parent = p.rsplit("/", 1)[0] if "/" in p else "."
+    fs.makedirs(parent, exist_ok=True)
+    tmp = f"{p}.tmp-{uuid.uuid4().hex[:8]}"
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, p)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def read_json(path: str) -> Any:
+    fs, p = _fs(path)
+    with fs.open(p, "rb") as f:
+        return json.loads(f.read())
+
+
+def tar_bytes(samples: Iterable[dict[str, Any]]) -> bytes:
+    """Build a deterministic tar from WebDataset samples: {'__key__': k, ext: bytes, ...}.
+
+    Samples are written in key order; members within a sample in the order their dict gives.
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for sample in sorted(samples, key=lambda s: s["__key__"]):
+            key = sample["__key__"]
+            if "." in key or "/" in key:
+                raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
+            for ext, data in sample.items():
+                if ext.startswith("__"):
+                    continue
+                if isinstance(data, str):
+                    data = data.encode("utf-8")
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                info.mtime = 0
+                info.mode = 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_shard(path: str, samples: Iterable[dict[str, Any]], stats: dict[str, Any]) -> None:
+    """Write the tar atomically, then its stats file (the completion marker)."""
+    data = tar_bytes(samples)
+    write_bytes_atomic(path, data)
+    write_json_atomic(stats_path(path), {**stats, "bytes": len(data)})
+
+
+def stats_path(tar_path: str) -> str:
+    return tar_path.removesuffix(".tar") + STATS_SUFFIX
+
+
+def is_complete(tar_path: str) -> bool:
+    return exists(stats_path(tar_path)) and exists(tar_path)
+
+
+def list_shards(directory: str, *, complete_only: bool = True) -> list[str]:
+    """Sorted tar paths in `directory` (with their URL scheme kept); only completed ones by default."""
+    fs, p = _fs(directory)
+    if not fs.exists(p):
+        return []
+    # keep the caller's spelling of the directory (scheme included) so paths round-trip
+    names = sorted(f.rsplit("/", 1)[-1] for f in fs.ls(p, detail=False) if f.endswith(".tar"))
+    out = [join(directory, n) for n in names]
+    return [t for t in out if is_complete(t)] if complete_only else out
+
+
+def iter_tar_samples(path: str) -> Iterator[dict[str, Any]]:
+    """Group a tar's regular-file members into samples by key (the name up to its first dot).
+
+    Only regular files with plain relative names are read; anything else (links, devices, absolute
+    or '..' names) raises ValueError naming the member.
+    """
+    fs, p = _fs(path)
+    with fs.open(p, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+        current: dict[str, Any] | None = None
+        for member in tar:
+            name = member.name
+            if not member.isfile() or name.startswith("/") or ".." in name.split("/"):
+                raise ValueError(f"{path}: refusing tar member {name!r} (not a plain relative file)")
+            base = name.rsplit("/", 1)[-1]
+            key, _, ext = base.partition(".")
+            fobj = tar.extractfile(member)
+            data = fobj.read() if fobj else b""
+            if current is None or current["__key__"] != key:
+                if current is not None:
+                    yield current
+                current = {"__key__": key, "__url__": path}
+            current[ext] = data
+        if current is not None:
+            yield current
+
+
+@dataclass
+class FailureRecord:
+    """Why one input did not make it into a shard. Every input ends in a shard or in one of these."""
+
+    key: str
+    stage: str  # validate | fetch | decode | clip | tokenize | ...
+    category: str  # short machine-readable reason, e.g. not_found, http_429, too_short
+    message: str
+    attempts: int = 0
+    ytid: str = ""
+    row: int = 0
+    shard: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FailureRecord:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+def failures_jsonl(records: Iterable[FailureRecord]) -> bytes:
+    lines = [json.dumps(r.to_dict(), sort_keys=True, default=str) for r in sorted(records, key=lambda r: r.key)]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def read_failures(directory: str) -> list[FailureRecord]:
+    """All failure records in `directory`/*.jsonl."""
+    fs, p = _fs(directory)
+    if not fs.exists(p):
+        return []
+    out: list[FailureRecord] = []
+    for f in sorted(fs.ls(p, detail=False)):
+        if f.endswith(".jsonl"):
+            with fs.open(f, "rb") as fh:
+                out.extend(FailureRecord.from_dict(json.loads(line)) for line in fh if line.strip())
+    return out

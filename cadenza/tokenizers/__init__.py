@@ -1,0 +1,1 @@
+"""Tokenizers: semantic (k-means over frame features), acoustic (EnCodec), text (MiniLM embeddings)."""

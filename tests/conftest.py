@@ -1,0 +1,31 @@
+"""Shared fixtures. Real data from ../shared/data is used when present; tests skip cleanly without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MUSICCAPS_CSV = SHARED_DATA / "musiccaps" / "musiccaps-public.csv"
+ONTOLOGY_JSON = SHARED_DATA / "audioset" / "ontology.json"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # downloads and the ffmpeg shim go to a per-session temp cache, never the user's home
+    monkeypatch.setenv("CADENZA_CACHE", str(tmp_path_factory.getbasetemp() / "cadenza-cache"))
+
+
+@pytest.fixture
+def musiccaps_csv() -> Path:
+    if not MUSICCAPS_CSV.is_file():
+        pytest.skip(f"real MusicCaps CSV not present at {MUSICCAPS_CSV}")
+    return MUSICCAPS_CSV
+
+
+@pytest.fixture
+def ontology_json() -> Path:
+    if not ONTOLOGY_JSON.is_file():
+        pytest.skip(f"AudioSet ontology not present at {ONTOLOGY_JSON}")
+    return ONTOLOGY_JSON
