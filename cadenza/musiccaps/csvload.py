@@ -32,6 +32,8 @@ _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
 _QUOTED = re.compile(r"""\s*('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")\s*(,|\])""", re.S)
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that surrogateescape kept from invalid UTF-8
+
 csv.field_size_limit(64 * 1024 * 1024)  # so a huge field becomes a reject, not a csv.Error for the file
 
 
@@ -54,8 +56,9 @@ def parse_aspect_list(text: str) -> tuple[str, ...]:
         m = _QUOTED.match(s, pos)
         if not m:
             raise ValueError(f"not a list of quoted strings (at character {pos})")
+        quoted = m.group(1)
         # a single quoted literal: literal_eval cannot run code, it only decodes the escapes
-        items.append(ast.literal_eval(m.group(1)))
+        items.append(quoted[1:-1] if "\\" not in quoted else ast.literal_eval(quoted))
         pos = m.end()
         if m.group(2) == "]":
             break
@@ -87,7 +90,7 @@ def _parse_row(values: dict[str, str], row: int) -> ClipRecord:
     for name, value in values.items():
         if "\x00" in value:
             raise RowError(name, value, "contains a NUL byte")
-        if any(0xDC80 <= ord(ch) <= 0xDCFF for ch in value):
+        if _UNDECODABLE.search(value):
             raise RowError(name, value, "not valid UTF-8")
         if len(value) > MAX_FIELD_CHARS:
             raise RowError(name, value, f"field too long ({len(value)} characters > {MAX_FIELD_CHARS})")
