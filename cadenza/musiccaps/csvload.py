@@ -205,5 +205,7 @@ def load_musiccaps(spec: str | os.PathLike[str] = MUSICCAPS_CSV_URL) -> Validati
         raw = path.read_bytes()
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc}") from exc
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"{spec}: the file is UTF-16 encoded; save it as UTF-8 (the MusicCaps CSV is UTF-8)")
     # surrogateescape keeps undecodable bytes visible so the row holding them is rejected, not the file
     return parse_musiccaps(raw.decode("utf-8", errors="surrogateescape"), source=str(spec))
