@@ -23,14 +23,14 @@ demo: setup
 	$(VENV)/bin/cadenza demo
 
 test: setup
-	$(VENV)/bin/ruff check cadenza dags tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check cadenza dags tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy cadenza
 
 bench: setup
