@@ -3,6 +3,7 @@
 Layout of `out_dir`:
     musiccaps-demo.csv      9 MusicCaps columns, CRLF line ends, sorted by ytid like the real file
     media/{ytid}.m4a        20 s of audio per clip (AAC in MP4, or WAV); the CSV window is 10 s of it
+    ontology.json           the part of the AudioSet ontology the demo's labels need (so the audit runs offline)
     demo-manifest.json      what was built from which parameters, with a SHA-256 per file
 
 A few rows are planted to fail, so the demo shows the failure path: a malformed ytid and an empty window
@@ -18,6 +19,7 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import os
 import subprocess
 import wave
@@ -34,6 +36,7 @@ from cadenza.shards import read_json, write_bytes_atomic, write_json_atomic
 
 DEMO_VERSION = 1  # bump whenever synthesis or metadata changes: cached demo files are then rebuilt
 CSV_NAME = "musiccaps-demo.csv"
+ONTOLOGY_NAME = "ontology.json"
 MANIFEST_NAME = "demo-manifest.json"
 MEDIA_DURATION_S = 20.0
 CLIP_DURATION_S = 10.0
@@ -73,6 +76,10 @@ class DemoDataset:
     rebuilt: list[str] = field(default_factory=list)  # files (re)written by this call; empty when all reused
 
     @property
+    def ontology_path(self) -> Path:
+        return self.root / ONTOLOGY_NAME
+
+    @property
     def reused(self) -> bool:
         return not self.rebuilt
 
@@ -83,6 +90,7 @@ class DemoDataset:
     def to_dict(self) -> dict[str, Any]:
         return {
             "root": str(self.root), "csv": str(self.csv_path), "media_dir": str(self.media_dir),
+            "ontology": str(self.ontology_path),
             "audio_format": self.audio_format, "sample_rate": self.sample_rate,
             "clips": [asdict(c) for c in self.clips], "planted": [asdict(p) for p in self.planted],
             "rebuilt": list(self.rebuilt),
@@ -243,9 +251,11 @@ def build_demo_dataset(
             (media_dir / f"{p.ytid}.{ext}").unlink(missing_ok=True)
 
     text = csv_text(rows + bad_rows).encode("utf-8")
-    if not ds.csv_path.is_file() or ds.csv_path.read_bytes() != text:
-        write_bytes_atomic(str(ds.csv_path), text)
-        ds.rebuilt.append(CSV_NAME)
+    ontology = (json.dumps(styles.ontology_subset_json(), indent=1) + "\n").encode()
+    for name, data in ((CSV_NAME, text), (ONTOLOGY_NAME, ontology)):
+        if not (root / name).is_file() or (root / name).read_bytes() != data:
+            write_bytes_atomic(str(root / name), data)
+            ds.rebuilt.append(name)
     manifest = {"params": params, "csv": {"path": CSV_NAME, "sha256": hashlib.sha256(text).hexdigest()},
                 "clips": [asdict(c) for c in ds.clips], "planted": [asdict(p) for p in planted]}
     if old != manifest:
