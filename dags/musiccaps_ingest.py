@@ -56,10 +56,12 @@ def musiccaps_ingest():
         return o.fetch_metadata(params["csv"], o.stage_dirs(params["out_dir"])["metadata"])
 
     @task(**FETCH_RETRIES)
-    def ingest(metadata: dict, params=None) -> dict:
+    def ingest(metadata: dict, params=None) -> dict:  # takes metadata so that it runs after validation
         from cadenza import orchestration as o
 
-        return o.ingest(metadata["csv"], o.stage_dirs(params["out_dir"])["audio"],
+        # the CSV as given, not fetch_metadata's local copy: on a distributed executor the next task may run
+        # on another worker, which resolves (and caches) the source itself
+        return o.ingest(params["csv"], o.stage_dirs(params["out_dir"])["audio"],
                         url_template=params["url_template"], shard_size=params["shard_size"],
                         sample_rate=params["sample_rate"], limit=params["limit"],
                         beam=o.beam_args(params["runner"], params["beam_options"]))
@@ -77,7 +79,7 @@ def musiccaps_ingest():
         from cadenza import orchestration as o
 
         dirs = o.stage_dirs(params["out_dir"])
-        return o.audit(metadata["csv"], dirs["audit"], ontology=params["ontology"], audio_dir=audio["dir"],
+        return o.audit(params["csv"], dirs["audit"], ontology=params["ontology"], audio_dir=audio["dir"],
                        weights_out=f"{dirs['audit']}/weights.json")
 
     metadata = fetch_metadata()

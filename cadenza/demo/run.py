@@ -107,7 +107,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
         with console.status("fetch_metadata"):
             results["fetch_metadata"] = orch.fetch_metadata(csv_spec, dirs["metadata"])
         console.rule("ingest")
-        results["ingest"] = orch.ingest(results["fetch_metadata"]["csv"], dirs["audio"], url_template=url_template,
+        results["ingest"] = orch.ingest(csv_spec, dirs["audio"], url_template=url_template,
                                         shard_size=DEMO_SHARD_SIZE, limit=limit, beam=beam)
     # the media server is no longer needed once the audio shards exist
     console.rule("tokenize")
@@ -115,7 +115,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
                                         shard_size=DEMO_SHARD_SIZE, beam=beam)
     console.rule("audit")
     weights = f"{dirs['audit']}/weights.json"
-    results["audit"] = orch.audit(results["fetch_metadata"]["csv"], dirs["audit"], ontology=ontology,
+    results["audit"] = orch.audit(csv_spec, dirs["audit"], ontology=ontology,
                                   audio_dir=dirs["audio"], weights_out=weights)
     console.rule("train")
     results["train"] = orch.train(dirs["tokens"], dirs["run"], preset="tiny", max_steps=max_steps,
