@@ -100,6 +100,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
             from cadenza.mediaserver import MediaServer
 
             url_template = stack.enter_context(MediaServer(ds.media_dir)).url_template
+            check_served(url_template, ds.clips[0].ytid)
             console.print(f"serving demo media at {url_template}")
         else:
             url_template = orch.YOUTUBE_URL_TEMPLATE
@@ -127,6 +128,21 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
                                                       f"{dirs['eval']}/audit_breakdown.json")
     print_summary(console, results)
     return results
+
+
+def check_served(url_template: str, ytid: str) -> None:
+    """Fail early, and clearly, if the media server does not serve a file that exists."""
+    import urllib.error
+    import urllib.request
+
+    url = url_template.format(ytid=ytid)
+    if not url.startswith("http://127.0.0.1:"):
+        raise orch.StageError("serve", f"the demo media must be served on loopback, not at {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (loopback http only, checked above)
+            resp.read(1)
+    except (urllib.error.URLError, OSError) as exc:
+        raise orch.StageError("serve", f"{url} is not served ({exc}); is the media directory right?") from exc
 
 
 def _print_plan(console: Any, plan: DemoPlan) -> None:
