@@ -128,7 +128,7 @@ def encode_audio(pcm16: np.ndarray, sr: int, path: Path, audio_format: str) -> N
     cmd = [
         ensure_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-f", "s16le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0",
-        "-c:a", "aac", "-b:a", "96k", "-map_metadata", "-1",
+        "-c:a", "aac", "-b:a", "96k", "-map_metadata", "-1", "-movflags", "+faststart",
         "-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", "mp4", str(tmp),
     ]
     proc = subprocess.run(cmd, input=pcm16.astype("<i2").tobytes(), capture_output=True, check=False)

@@ -120,3 +120,37 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         build_demo_dataset(tmp_path, audio_format="mp3")
     with pytest.raises(ValueError, match="n_clips"):
         build_demo_dataset(tmp_path, n_clips=0)
+
+
+def test_media_is_fetchable_by_yt_dlp_over_loopback(built, tmp_path):
+    """What ingest will do: yt-dlp's generic extractor cuts the CSV window out of the served file; the planted
+    missing-media row is an HTTP 404."""
+    import functools
+    import http.server
+    import threading
+
+    import yt_dlp
+    from yt_dlp.utils import DownloadError, download_range_func
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built.root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ensure_ffmpeg()
+    template = built.url_template(f"http://127.0.0.1:{server.server_address[1]}")
+    clip = built.clips[0]
+    opts = {"quiet": True, "no_warnings": True, "outtmpl": str(tmp_path / "%(id)s.%(ext)s"),
+            "download_ranges": download_range_func(None, [(clip.start_s, clip.end_s)])}
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(template.format(ytid=clip.ytid), download=True)
+            assert info["id"] == clip.ytid
+            with pytest.raises(DownloadError, match="404"):
+                ydl.extract_info(template.format(ytid=built.planted[2].ytid), download=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    got = tmp_path / f"{clip.ytid}.m4a"
+    pcm = subprocess.run([ensure_ffmpeg(), "-v", "error", "-i", str(got), "-f", "s16le", "-ac", "1", "-"],
+                         capture_output=True, check=True).stdout
+    assert abs(len(pcm) / 2 / SR - 10.0) < 0.1  # the 10 s window, not the 20 s file
