@@ -137,7 +137,7 @@ def ingest(csv: str, audio_dir: str, *, url_template: str = YOUTUBE_URL_TEMPLATE
         "csv": csv, "out_dir": audio_dir, "url_template": url_template, "shard_size": shard_size,
         "sample_rate": sample_rate, "limit": limit})
     with running("ingest"):
-        manifest = mod.run_ingest(config, beam)
+        manifest = _as_dict(mod.run_ingest(config, beam))
     return _manifest_summary("ingest", audio_dir, manifest, "clips_written")
 
 
@@ -148,7 +148,7 @@ def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz"
         "input_dir": audio_dir, "out_dir": tokens_dir, "acoustic": acoustic, "random_init": random_init,
         "text": text, "shard_size": shard_size})
     with running("tokenize"):
-        manifest = mod.run_tokenize(config, beam)
+        manifest = _as_dict(mod.run_tokenize(config, beam))
     out = _manifest_summary("tokenize", tokens_dir, manifest, "clips_written")
     out["random_weights"] = bool(manifest.get("random_weights", random_init))
     return out
@@ -161,7 +161,7 @@ def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_d
         "csv": csv, "ontology": ontology, "out_dir": audit_dir, "audio_dir": audio_dir,
         "weights_out": weights_out})
     with running("audit"):
-        metrics = mod.run_audit(config)
+        metrics = _as_dict(mod.run_audit(config))
     return {"dir": audit_dir, "report_html": f"{audit_dir}/report.html", "metrics": f"{audit_dir}/metrics.json",
             "assignments": f"{audit_dir}/assignments.jsonl", "weights": weights_out,
             "clips": metrics.get("clips", metrics.get("n_clips"))}
@@ -178,7 +178,7 @@ def train(tokens_dir: str, run_dir: str, *, preset: str = "tiny", max_steps: int
         "weights": weights, "seed": seed})
     with running("train"):
         result = mod.train(config)
-    return {"dir": run_dir, **{k: v for k, v in dict(result).items() if _jsonable(v)}}
+    return _outputs({"dir": run_dir}, result)
 
 
 def sample(run_dir: str, samples_dir: str, *, num_samples: int = 4, prompts: list[str] | None = None,
@@ -186,15 +186,30 @@ def sample(run_dir: str, samples_dir: str, *, num_samples: int = 4, prompts: lis
     mod = _entry("sample")
     with running("sample"):
         result = mod.sample(run_dir=run_dir, out_dir=samples_dir, num_samples=num_samples, prompts=prompts, seed=seed)
-    return {"dir": samples_dir, **{k: v for k, v in dict(result or {}).items() if _jsonable(v)}}
+    return _outputs({"dir": samples_dir}, result)
 
 
 def evaluate(run_dir: str, samples_dir: str, eval_dir: str) -> dict[str, Any]:
     mod = _entry("evaluate")
     with running("evaluate"):
         result = mod.evaluate(run_dir=run_dir, samples_dir=samples_dir, out_dir=eval_dir)
-    out = {"dir": eval_dir, "report": f"{eval_dir}/report.json"}
-    return {**out, **{k: v for k, v in dict(result or {}).items() if _jsonable(v)}}
+    return _outputs({"dir": eval_dir, "report": f"{eval_dir}/report.json"}, result)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    """A stage's return value as a dict: a mapping, a dataclass or anything with to_dict(); None is {}."""
+    if result is None:
+        return {}
+    if hasattr(result, "to_dict"):
+        return dict(result.to_dict())
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    return dict(result)
+
+
+def _outputs(out: dict[str, Any], result: Any) -> dict[str, Any]:
+    """`out` plus the JSON-serialisable part of the stage's result (what an XCom can carry)."""
+    return {**out, **{k: v for k, v in _as_dict(result).items() if _jsonable(v)}}
 
 
 def _jsonable(v: Any) -> bool:

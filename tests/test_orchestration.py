@@ -108,3 +108,20 @@ def test_audit_breakdown_needs_per_item_results(tmp_path):
     (tmp_path / "a.jsonl").write_text("")
     with pytest.raises(orch.StageError, match="no per-item list"):
         orch.audit_breakdown(str(tmp_path / "r.json"), str(tmp_path / "a.jsonl"), str(tmp_path / "o.json"))
+
+
+def test_stage_results_become_json_xcoms(tmp_path):
+    @dataclasses.dataclass
+    class TrainResult:
+        steps: int
+        final_loss: float
+        checkpoint: str
+        model: object = None
+
+    out = orch._outputs({"dir": "run"}, TrainResult(3, 1.5, "run/checkpoints/step-3.safetensors", object()))
+    # the model object cannot travel as an XCom: it is left out, the rest is kept
+    assert out == {"dir": "run", "steps": 3, "final_loss": 1.5, "checkpoint": "run/checkpoints/step-3.safetensors"}
+    assert json.loads(json.dumps(out))["steps"] == 3
+    assert orch._outputs({"dir": "s"}, None) == {"dir": "s"}
+    assert orch._outputs({"dir": "s"}, {"paths": [str(tmp_path)], "bad": {1, 2}}) == {"dir": "s",
+                                                                                      "paths": [str(tmp_path)]}
