@@ -78,7 +78,7 @@ def _entry(stage: str, module: str | None = None) -> Any:
         raise StageError(stage, f"cannot import {module} (needed for {attr}): {exc}") from exc
 
 
-def _config(stage: str, cls: type, values: dict[str, Any]) -> Any:
+def _config(stage: str, cls: Any, values: dict[str, Any]) -> Any:
     """cls.from_dict(values), with an error that shows both sides when the names do not match."""
     try:
         return cls.from_dict(values)

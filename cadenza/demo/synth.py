@@ -13,6 +13,7 @@ per pitch and cached within a piece, which keeps a 20 s piece well under a secon
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -135,11 +136,12 @@ class NoteCache:
     """Renders each distinct note once per piece; returns copies callers may scale freely."""
 
     def __init__(self) -> None:
-        self._d: dict[tuple, Array] = {}
+        self._d: dict[tuple[Any, ...], Array] = {}
 
-    def get(self, key: tuple, make: Callable[[], Array]) -> Array:
+    def get(self, make: Callable[..., Array], *args: Any) -> Array:
+        key = (make.__name__, *args)
         if key not in self._d:
-            self._d[key] = make()
+            self._d[key] = make(*args)
         return self._d[key]
 
 
@@ -159,16 +161,19 @@ def hindustani(rng: np.random.Generator, dur: float, sr: int) -> Array:
         amps = np.abs(np.sin(np.pi * k * 0.13)) / k * (1 + 0.6 * (k > 8))  # bright "jawari" buzz
         return partials(f * k * (1 + 0.0004 * k), amps, 1.6 / (1 + 0.12 * k), 1.8, sr)
 
+    def drone(f: float) -> Array:
+        k = np.arange(1, 16)
+        return partials(f * k, 1 / k**0.7, np.full(15, 2.5), 3.0, sr, attack_s=0.05)
+
     for t in np.arange(0, dur, beat * 2):  # tanpura: pa sa' sa' sa, one string per two beats
         f = sa / 2 * [3 / 2, 2, 2, 1][int(round(t / (beat * 2))) % 4]
-        mix.add(t, cache.get(("drone", f), lambda f=f: partials(
-            f * np.arange(1, 16), 1 / np.arange(1, 16) ** 0.7, np.full(15, 2.5), 3.0, sr, attack_s=0.05)), 0.12)
+        mix.add(t, cache.get(drone, f), 0.12)
 
     degree, t = int(rng.integers(0, 5)), 0.0
     while t < dur:
         degree = int(np.clip(degree + rng.choice([-2, -1, 1, 1, 2]), 0, 9))
         f = sa * 2 * scale[degree % 5] * 2 ** (degree // 5)
-        mix.add(t, cache.get(("pluck", f), lambda f=f: pluck(f)), 0.5 * rng.uniform(0.8, 1.0))
+        mix.add(t, cache.get(pluck, f), 0.5 * rng.uniform(0.8, 1.0))
         t += beat * rng.choice([0.5, 0.5, 1.0, 1.5])
 
     na = partials(sa * 2 * np.arange(1, 6), [1, 0.6, 0.4, 0.25, 0.1], [0.12, 0.08, 0.05, 0.04, 0.03], 0.4, sr)
@@ -205,15 +210,15 @@ def chiptune(rng: np.random.Generator, dur: float, sr: int) -> Array:
     for i, t in enumerate(np.arange(0, dur, six)):
         chord = chords[(i // 16) % 4]
         arp = root + 12 + chord[i % 3]
-        mix.add(t, cache.get(("arp", arp), lambda a=arp: square(a, 0.25, six)), 0.10)
+        mix.add(t, cache.get(square, arp, 0.25, six), 0.10)
         if i % 2 == 0:
             melody_deg = int(np.clip(melody_deg + rng.choice([-2, -1, 0, 1, 2]), -3, 9))
             m = root + 12 + [0, 2, 4, 5, 7, 9, 11][melody_deg % 7] + 12 * (melody_deg // 7)
             if rng.random() < 0.8:
-                mix.add(t, cache.get(("lead", m), lambda m=m: square(m, 0.5, 2 * six * 0.9)), 0.16)
+                mix.add(t, cache.get(square, m, 0.5, 2 * six * 0.9), 0.16)
         if i % 4 == 0:
             b = root - 24 + chord[0] + (12 if (i // 4) % 2 else 0)
-            mix.add(t, cache.get(("bass", b), lambda b=b: tri(b, 4 * six * 0.95)), 0.3)
+            mix.add(t, cache.get(tri, b, 4 * six * 0.95), 0.3)
         n = int(six * sr)
         if i % 8 == 4:
             mix.add(t, lfsr[:n] * np.exp(-np.arange(n) / sr / 0.06), 0.25)  # snare
@@ -258,7 +263,8 @@ def house(rng: np.random.Generator, dur: float, sr: int) -> Array:
     nk = int(0.35 * sr)
     kick_f = 45 + 110 * np.exp(-np.arange(nk) / sr / 0.04)
     kick = np.sin(2 * np.pi * np.cumsum(kick_f) / sr) * np.exp(-np.arange(nk) / sr / 0.18)
-    clap = sum(np.roll(noise_burst(rng, 0.25, 0.05, sr, 900, 3000), int(d * sr)) for d in (0, 0.011, 0.023))
+    clap = np.sum([np.roll(noise_burst(rng, 0.25, 0.05, sr, 900, 3000), int(d * sr)) for d in (0, 0.011, 0.023)],
+                  axis=0)  # a clap is a few bursts a few ms apart
     hat = noise_burst(rng, 0.1, 0.03, sr, lo=7000)
     open_hat = noise_burst(rng, 0.25, 0.12, sr, lo=6000)
     riff = [0, 0, 12, 0, 10, 0, 7, 3]
@@ -283,7 +289,7 @@ def house(rng: np.random.Generator, dur: float, sr: int) -> Array:
             mix.add(t + beat * s + rng.normal(0, 0.003), hat, 0.06)
         for h in range(2):
             m = root + riff[(2 * b + h) % 8]
-            bass.add(t + h * beat / 2, cache.get(("saw", m), lambda m=m: saw_note(m, beat / 2 * 0.85)), 0.22)
+            bass.add(t + h * beat / 2, cache.get(saw_note, m, beat / 2 * 0.85), 0.22)
     return mix.buf + bass.buf * ducking
 
 
@@ -303,22 +309,22 @@ def gamelan(rng: np.random.Generator, dur: float, sr: int) -> Array:
         return partials(f * bar_ratios, bar_amps, decays, decay * 2, sr) + partials(
             (f + 6) * bar_ratios, bar_amps, decays, decay * 2, sr)
 
+    kenong = partials(tuning[0] * np.array([1, 2.4, 3.9]), [1, 0.3, 0.1], [1.5, 0.6, 0.3], 3, sr)
+    n_gong = int(7 * sr)
+    beating = 1 + 0.4 * np.sin(2 * np.pi * 2.5 * np.arange(n_gong) / sr)
+    gong = partials([45, 90.5, 135.8], [1, 0.6, 0.3], [5, 3, 2], 7, sr, attack_s=0.03) * beating
     degree = int(rng.integers(0, 5))
     for i, t in enumerate(np.arange(0, dur, beat)):
         degree = (degree + int(rng.choice([-1, 1, 1, 2]))) % 5
         f = tuning[degree]
-        mix.add(t, cache.get(("saron", f), lambda f=f: bar(f, 1.2)), 0.3)
+        mix.add(t, cache.get(bar, f, 1.2), 0.3)
         for j, off in enumerate((0.0, 0.25, 0.5, 0.75)):  # bonang-like elaboration, interlocking
             f2 = 2 * tuning[(degree + (j % 2) * 2 + (j // 2)) % 5]
-            mix.add(t + off * beat, cache.get(("bonang", f2), lambda f2=f2: bar(f2, 0.35)), 0.12)
+            mix.add(t + off * beat, cache.get(bar, f2, 0.35), 0.12)
         if i % 4 == 3:
-            kenong = partials(tuning[0] * np.array([1, 2.4, 3.9]), [1, 0.3, 0.1], [1.5, 0.6, 0.3], 3, sr)
-            mix.add(t, cache.get(("kenong",), lambda k=kenong: k), 0.25)
+            mix.add(t, kenong, 0.25)
         if i % 16 == 15 or i == 0:
-            n = int(7 * sr)
-            beating = 1 + 0.4 * np.sin(2 * np.pi * 2.5 * np.arange(n) / sr)
-            gong = partials([45, 90.5, 135.8], [1, 0.6, 0.3], [5, 3, 2], 7, sr, attack_s=0.03) * beating
-            mix.add(t, cache.get(("gong",), lambda g=gong: g), 0.5)
+            mix.add(t, gong, 0.5)
     return reverb(mix.buf, sr, rng, rt60_s=1.8, wet=0.3)
 
 
@@ -377,6 +383,10 @@ def west_african(rng: np.random.Generator, dur: float, sr: int) -> Array:
     drum = {0: bass, 3: tone, 5: slap, 6: bass, 8: tone, 9: slap, 11: tone}
     scale = 220 * 2 ** (rng.integers(0, 4) / 12) * np.array([1, 9 / 8, 5 / 4, 3 / 2, 5 / 3, 2, 9 / 4, 5 / 2])
     mix, cache = Mix(dur, sr), NoteCache()
+
+    def balafon(f: float) -> Array:
+        return partials(f * np.array([1, 3.93, 9.2]), [1, 0.35, 0.12], [0.35, 0.1, 0.04], 0.9, sr)
+
     degree = 3
     for i, t in enumerate(np.arange(0, dur, pulse_s)):
         p = i % 12
@@ -388,8 +398,7 @@ def west_african(rng: np.random.Generator, dur: float, sr: int) -> Array:
         if p % 2 == 0 and rng.random() < 0.85:  # balafon on every other pulse: 6 notes against 4 beats
             degree = int(np.clip(degree + rng.choice([-2, -1, 1, 2]), 0, 7))
             f = float(scale[degree])
-            mix.add(t, cache.get(("balafon", f), lambda f=f: partials(
-                f * np.array([1, 3.93, 9.2]), [1, 0.35, 0.12], [0.35, 0.1, 0.04], 0.9, sr)), 0.3)
+            mix.add(t, cache.get(balafon, f), 0.3)
     return mix.buf
 
 
