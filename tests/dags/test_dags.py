@@ -63,6 +63,7 @@ def airflow_home(tmp_path_factory):
 
         if conf.get("core", "dags_folder") != str(dags):
             pytest.fail("airflow was imported before these tests could point AIRFLOW_HOME at a temp dir")
+    saved = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW")}
     os.environ.update({
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
@@ -72,7 +73,12 @@ def airflow_home(tmp_path_factory):
     from airflow.utils import db
 
     db.initdb()
-    return home
+    yield home
+    # Airflow keeps the configuration it read; only the environment (incl. the AIRFLOW_CTX_* that task
+    # runs export) goes back to what it was, so later tests see no trace of these
+    for key in [k for k in os.environ if k.startswith("AIRFLOW")]:
+        del os.environ[key]
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
