@@ -1,0 +1,186 @@
+"""`cadenza demo`: the whole chain on a synthesised dataset served from loopback, or on real MusicCaps.
+
+Offline (default): build the demo dataset, serve its media on 127.0.0.1, then ingest with yt-dlp,
+tokenize with a random-init codec (labelled as such), audit, train the tiny model briefly, sample,
+evaluate and break the evaluation down by audit group. With `csv`, the same chain runs on that CSV
+against YouTube and the real AudioSet ontology (needs the network), with pretrained tokenizers.
+Each stage is the library function the CLI and the Airflow DAGs call (cadenza.orchestration); every
+stage resumes or reuses finished work, so running the demo twice is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cadenza import orchestration as orch
+
+DEMO_BEAM_OPTIONS = ["--direct_num_workers=2", "--direct_running_mode=multi_threading"]
+DEMO_SHARD_SIZE = 16  # small shards, so the demo shows several
+
+
+@dataclass
+class DemoPlan:
+    out_dir: Path
+    csv: str | None  # None: the synthesised dataset
+    n_clips: int = 36
+    seed: int = 0
+    max_steps: int = 60
+    num_samples: int = 4
+    limit: int | None = None
+    steps: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def offline(self) -> bool:
+        return self.csv is None
+
+    def describe(self) -> list[tuple[str, str]]:
+        d = orch.stage_dirs(self.out_dir)
+        source = "the demo media on 127.0.0.1 (yt-dlp over loopback)" if self.offline else "YouTube (yt-dlp)"
+        steps = [("dataset", f"synthesise {self.n_clips} clips in 7 styles + 3 rows that must fail -> "
+                             f"{self.out_dir / 'demo-data'}")] if self.offline else []
+        return steps + [
+            ("fetch_metadata", f"validate {'the demo CSV' if self.offline else self.csv} -> {d['metadata']}"),
+            ("ingest", f"fetch from {source}, clip, resample, write audio shards -> {d['audio']}"),
+            ("tokenize", ("RANDOM-INIT codec (offline: tokens are not meaningful)" if self.offline
+                          else "pretrained EnCodec") + f", k-means semantic, MiniLM text -> {d['tokens']}"),
+            ("audit", f"cultural-bias report and sampling weights -> {d['audit']}"),
+            ("train", f"tiny two-stage model, {self.max_steps} steps -> {d['run']}"),
+            ("sample", f"{self.num_samples} samples from held-out captions -> {d['samples']}"),
+            ("evaluate", f"evaluation report -> {d['eval']}"),
+            ("audit_breakdown", f"evaluation per audit group -> {d['eval']}/audit_breakdown.json"),
+        ]
+
+
+def missing_stages(offline: bool = True) -> dict[str, str]:
+    """Stages whose code cannot be imported, with the reason (empty when the chain can run)."""
+    import importlib
+
+    missing = {s: why for s in orch.ENTRY_POINTS if (why := orch.stage_available(s))}
+    if offline:
+        try:
+            importlib.import_module("cadenza.mediaserver").MediaServer  # noqa: B018
+        except (ImportError, AttributeError) as exc:
+            missing["mediaserver"] = f"cadenza.mediaserver.MediaServer is not available: {exc}"
+    return missing
+
+
+def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, seed: int = 0, max_steps: int = 60,
+             num_samples: int = 4, limit: int | None = None, plan_only: bool = False, console: Any = None
+             ) -> dict[str, Any]:
+    """Run the chain and return every stage's outputs (paths and counts), printing a summary."""
+    from rich.console import Console
+
+    console = console or Console()
+    plan = DemoPlan(Path(out_dir).expanduser().resolve(), csv, n_clips, seed, max_steps, num_samples, limit)
+    dirs = orch.stage_dirs(plan.out_dir)
+    results: dict[str, Any] = {}
+
+    with contextlib.ExitStack() as stack:
+        if plan.offline:
+            from cadenza.demo.dataset import build_demo_dataset
+
+            console.rule("[bold]cadenza demo: synthesised MusicCaps-format data")
+            ds = build_demo_dataset(plan.out_dir / "demo-data", n_clips=n_clips, seed=seed)
+            results["dataset"] = {"csv": str(ds.csv_path), "media": str(ds.media_dir), "clips": len(ds.clips),
+                                  "planted_failures": [f"{p.kind} ({p.ytid})" for p in ds.planted],
+                                  "reused": ds.reused}
+            csv_spec, ontology = str(ds.csv_path), str(ds.ontology_path)
+        else:
+            csv_spec, ontology = str(csv), orch.DEFAULT_ONTOLOGY
+        _print_plan(console, plan)
+        if plan_only:
+            return results
+        if missing := missing_stages(plan.offline):
+            raise orch.StageError("demo", f"cannot run {', '.join(missing)}: " + "; ".join(missing.values()))
+
+        if plan.offline:
+            from cadenza.mediaserver import MediaServer
+
+            url_template = stack.enter_context(MediaServer(ds.media_dir)).url_template
+            check_served(url_template, ds.clips[0].ytid)
+            console.print(f"serving demo media at {url_template}")
+        else:
+            url_template = orch.YOUTUBE_URL_TEMPLATE
+        beam = orch.beam_args("DirectRunner", DEMO_BEAM_OPTIONS)
+        with console.status("fetch_metadata"):
+            results["fetch_metadata"] = orch.fetch_metadata(csv_spec, dirs["metadata"])
+        console.rule("ingest")
+        results["ingest"] = orch.ingest(csv_spec, dirs["audio"], url_template=url_template,
+                                        shard_size=DEMO_SHARD_SIZE, limit=limit, beam=beam)
+    # the media server is no longer needed once the audio shards exist
+    console.rule("tokenize")
+    results["tokenize"] = orch.tokenize(dirs["audio"], dirs["tokens"], random_init=plan.offline,
+                                        shard_size=DEMO_SHARD_SIZE, beam=beam)
+    console.rule("audit")
+    weights = f"{dirs['audit']}/weights.json"
+    results["audit"] = orch.audit(csv_spec, dirs["audit"], ontology=ontology,
+                                  audio_dir=dirs["audio"], weights_out=weights)
+    console.rule("train")
+    results["train"] = orch.train(dirs["tokens"], dirs["run"], preset="tiny", max_steps=max_steps,
+                                  weights=weights, seed=seed)
+    console.rule("sample / evaluate")
+    results["sample"] = orch.sample(dirs["run"], dirs["samples"], num_samples=num_samples, seed=seed)
+    results["evaluate"] = orch.evaluate(dirs["run"], dirs["samples"], dirs["eval"])
+    results["audit_breakdown"] = orch.audit_breakdown(results["evaluate"]["report"], results["audit"]["assignments"],
+                                                      f"{dirs['eval']}/audit_breakdown.json")
+    print_summary(console, results)
+    return results
+
+
+def check_served(url_template: str, ytid: str) -> None:
+    """Fail early, and clearly, if the media server does not serve a file that exists."""
+    import urllib.error
+    import urllib.request
+
+    url = url_template.format(ytid=ytid)
+    if not url.startswith("http://127.0.0.1:"):
+        raise orch.StageError("serve", f"the demo media must be served on loopback, not at {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (loopback http only, checked above)
+            resp.read(1)
+    except (urllib.error.URLError, OSError) as exc:
+        raise orch.StageError("serve", f"{url} is not served ({exc}); is the media directory right?") from exc
+
+
+def _print_plan(console: Any, plan: DemoPlan) -> None:
+    from rich.table import Table
+
+    table = Table(title="what the demo runs", show_lines=False)
+    table.add_column("stage", style="bold cyan")
+    table.add_column("does")
+    for name, what in plan.describe():
+        table.add_row(name, what)
+    console.print(table)
+
+
+def print_summary(console: Any, results: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    rows = [
+        ("audio shards", results.get("ingest", {}).get("dir"), _counts(results.get("ingest"), "clips_written")),
+        ("token shards", results.get("tokenize", {}).get("dir"), _counts(results.get("tokenize"), "clips_written")),
+        ("audit report", results.get("audit", {}).get("report_html"), ""),
+        ("training run", results.get("train", {}).get("dir"), ""),
+        ("samples", results.get("sample", {}).get("dir"), ""),
+        ("evaluation", results.get("evaluate", {}).get("report"), ""),
+        ("audit breakdown", results.get("audit_breakdown", {}).get("path"), ""),
+    ]
+    table = Table(title="cadenza demo: outputs")
+    table.add_column("what", style="bold")
+    table.add_column("where")
+    table.add_column("counts")
+    for what, where, counts in rows:
+        if where:
+            table.add_row(what, str(where), counts)
+    console.print(table)
+
+
+def _counts(result: dict[str, Any] | None, key: str) -> str:
+    if not result:
+        return ""
+    failures = result.get("failures_by_category") or {}
+    fail = ", ".join(f"{k}: {v}" for k, v in failures.items())
+    return f"{result.get(key)} clips in {result.get('shards')} shards" + (f"; failed: {fail}" if fail else "")

@@ -1,0 +1,265 @@
+"""The chain as named stages with JSON-friendly results: shared by the Airflow DAGs and `cadenza demo`.
+
+Each stage function takes plain values (paths, numbers, lists: what a DAG param or CLI option holds),
+builds the stage's config, calls the library entry point and returns a small dict of output paths and
+counts (an Airflow XCom). Stage modules are imported inside the functions, so importing this module (and
+the DAG files that use it) stays cheap and works before the heavy dependencies are loaded.
+A stage that fails, or that produces nothing, raises StageError naming the stage and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import shlex
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ONTOLOGY = "https://raw.githubusercontent.com/audioset/ontology/master/ontology.json"
+YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
+
+# where each stage writes under one output root; the DAGs and the demo use the same layout
+STAGE_DIRS = {
+    "metadata": "metadata", "audio": "audio", "tokens": "tokens", "audit": "audit",
+    "run": "run", "samples": "samples", "eval": "eval",
+}
+
+# stage -> (module, entry point)
+ENTRY_POINTS = {
+    "ingest": ("cadenza.pipelines.ingest", "run_ingest"),
+    "tokenize": ("cadenza.pipelines.tokenize", "run_tokenize"),
+    "audit": ("cadenza.musiccaps.audit", "run_audit"),
+    "train": ("cadenza.training.trainer", "train"),
+    "sample": ("cadenza.training.sampler", "sample"),
+    "evaluate": ("cadenza.training.evaluate", "evaluate"),
+}
+
+
+class StageError(RuntimeError):
+    """A stage of the chain failed; the message names the stage and why."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(f"stage {stage!r} failed: {message}")
+        self.stage = stage
+
+
+def stage_dirs(out_dir: str | Path) -> dict[str, str]:
+    root = Path(out_dir).expanduser()
+    return {name: str(root / sub) for name, sub in STAGE_DIRS.items()}
+
+
+def beam_args(runner: str = "DirectRunner", options: str | list[str] | None = None) -> list[str]:
+    """Beam pipeline options: the runner plus any extra options (a list, or one shell-quoted string)."""
+    extra = shlex.split(options) if isinstance(options, str) else list(options or [])
+    if any(o.startswith("--runner") for o in extra):
+        raise ValueError("give the runner with the runner parameter, not in the Beam options")
+    return [f"--runner={runner}", *extra]
+
+
+def stage_available(stage: str) -> str | None:
+    """None when the stage's entry point imports, else why not (for skips and the demo's plan)."""
+    module, attr = ENTRY_POINTS[stage]
+    try:
+        getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        return f"{module}.{attr} is not available: {exc}"
+    return None
+
+
+def _entry(stage: str, module: str | None = None) -> Any:
+    module, attr = (module or ENTRY_POINTS[stage][0]), ENTRY_POINTS[stage][1]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise StageError(stage, f"cannot import {module} (needed for {attr}): {exc}") from exc
+
+
+def _config(stage: str, cls: Any, values: dict[str, Any]) -> Any:
+    """cls.from_dict(values), with an error that shows both sides when the names do not match."""
+    try:
+        return cls.from_dict(values)
+    except (TypeError, KeyError, ValueError) as exc:
+        known = sorted(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else "?"
+        raise StageError(stage, f"bad {cls.__name__} {sorted(values)} (fields: {known}): {exc}") from exc
+
+
+@contextmanager
+def running(stage: str) -> Iterator[None]:
+    """Re-raise anything a stage raises as StageError, keeping the original as the cause."""
+    try:
+        yield
+    except StageError:
+        raise
+    except Exception as exc:
+        raise StageError(stage, f"{type(exc).__name__}: {exc}") from exc
+
+
+# ---------------------------------------------------------------- ingest side
+
+
+def fetch_metadata(csv: str, out_dir: str) -> dict[str, Any]:
+    """Download (once) and validate the MusicCaps CSV; write the validation summary and the rejects."""
+    from cadenza.musiccaps.csvload import load_musiccaps
+    from cadenza.shards import write_bytes_atomic, write_json_atomic
+    from cadenza.sources import resolve_source
+
+    with running("fetch_metadata"):
+        local = resolve_source(csv, what="the MusicCaps CSV")
+        result = load_musiccaps(local)
+        summary = result.summary()
+        write_json_atomic(f"{out_dir}/validation.json", summary)
+        rejects = "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in result.rejects)
+        write_bytes_atomic(f"{out_dir}/rejects.jsonl", rejects.encode())
+    if not result.clips:
+        raise StageError("fetch_metadata", f"{csv}: no valid rows ({summary['rejected']} rejected: "
+                                           f"{summary['rejected_by_reason']})")
+    return {"csv": str(local), "rows_read": result.rows_read, "valid": len(result.clips),
+            "rejected": len(result.rejects), "rejected_by_reason": result.rejects_by_reason(),
+            "validation": f"{out_dir}/validation.json", "rejects": f"{out_dir}/rejects.jsonl"}
+
+
+def _manifest_summary(stage: str, out_dir: str, manifest: dict[str, Any], count_key: str) -> dict[str, Any]:
+    written = int(manifest.get(count_key, 0))
+    if written <= 0:
+        raise StageError(stage, f"wrote no samples to {out_dir}; failures: {manifest.get('failures_by_category')}")
+    return {"dir": out_dir, "manifest": f"{out_dir}/manifest.json", count_key: written,
+            "shards": len(manifest.get("shards", [])), "failures_by_category": manifest.get("failures_by_category", {})}
+
+
+def ingest(csv: str, audio_dir: str, *, url_template: str = YOUTUBE_URL_TEMPLATE, shard_size: int = 256,
+           sample_rate: int = 32000, limit: int | None = None, beam: list[str] | None = None) -> dict[str, Any]:
+    mod = _entry("ingest")
+    config = _config("ingest", mod.IngestConfig, {
+        "csv": csv, "out_dir": audio_dir, "url_template": url_template, "shard_size": shard_size,
+        "sample_rate": sample_rate, "limit": limit})
+    with running("ingest"):
+        manifest = _as_dict(mod.run_ingest(config, beam))
+    return _manifest_summary("ingest", audio_dir, manifest, "clips_written")
+
+
+def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz", random_init: bool = False,
+             text: str = "minilm", shard_size: int = 256, beam: list[str] | None = None) -> dict[str, Any]:
+    mod = _entry("tokenize")
+    config = _config("tokenize", mod.TokenizeConfig, {
+        "input_dir": audio_dir, "out_dir": tokens_dir, "acoustic": acoustic, "random_init": random_init,
+        "text": text, "shard_size": shard_size})
+    with running("tokenize"):
+        manifest = _as_dict(mod.run_tokenize(config, beam))
+    out = _manifest_summary("tokenize", tokens_dir, manifest, "clips_written")
+    out["random_weights"] = bool(manifest.get("random_weights", random_init))
+    return out
+
+
+def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_dir: str | None = None,
+          weights_out: str | None = None) -> dict[str, Any]:
+    mod = _entry("audit")
+    config = _config("audit", mod.AuditConfig, {
+        "csv": csv, "ontology": ontology, "out_dir": audit_dir, "audio_dir": audio_dir,
+        "weights_out": weights_out})
+    with running("audit"):
+        metrics = _as_dict(mod.run_audit(config))
+    return {"dir": audit_dir, "report_html": f"{audit_dir}/report.html", "metrics": f"{audit_dir}/metrics.json",
+            "assignments": f"{audit_dir}/assignments.jsonl", "weights": weights_out,
+            "clips": metrics.get("clips", metrics.get("n_clips"))}
+
+
+# ---------------------------------------------------------------- training side
+
+
+def train(tokens_dir: str, run_dir: str, *, preset: str = "tiny", max_steps: int = 200, weights: str | None = None,
+          seed: int = 0) -> dict[str, Any]:
+    mod = _entry("train")
+    config = _config("train", mod.TrainConfig, {
+        "tokens_dir": tokens_dir, "run_dir": run_dir, "preset": preset, "max_steps": max_steps,
+        "weights": weights, "seed": seed})
+    with running("train"):
+        result = mod.train(config)
+    return _outputs({"dir": run_dir}, result)
+
+
+def sample(run_dir: str, samples_dir: str, *, num_samples: int = 4, prompts: list[str] | None = None,
+           seed: int = 0) -> dict[str, Any]:
+    mod = _entry("sample")
+    with running("sample"):
+        result = mod.sample(run_dir=run_dir, out_dir=samples_dir, num_samples=num_samples, prompts=prompts, seed=seed)
+    return _outputs({"dir": samples_dir}, result)
+
+
+def evaluate(run_dir: str, samples_dir: str, eval_dir: str) -> dict[str, Any]:
+    mod = _entry("evaluate")
+    with running("evaluate"):
+        result = mod.evaluate(run_dir=run_dir, samples_dir=samples_dir, out_dir=eval_dir)
+    return _outputs({"dir": eval_dir, "report": f"{eval_dir}/report.json"}, result)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    """A stage's return value as a dict: a mapping, a dataclass or anything with to_dict(); None is {}."""
+    if result is None:
+        return {}
+    if hasattr(result, "to_dict"):
+        return dict(result.to_dict())
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    return dict(result)
+
+
+def _outputs(out: dict[str, Any], result: Any) -> dict[str, Any]:
+    """`out` plus the JSON-serialisable part of the stage's result (what an XCom can carry)."""
+    return {**out, **{k: v for k, v in _as_dict(result).items() if _jsonable(v)}}
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- audit breakdown of an evaluation
+
+PER_ITEM_KEYS = ("per_sample", "per_clip", "samples", "items")
+
+
+def audit_breakdown(eval_report: str, assignments: str, out_path: str) -> dict[str, Any]:
+    """Mean of every numeric evaluation metric per audit group, so gaps between groups show.
+
+    `eval_report` is a JSON file with a list of per-item records under one of PER_ITEM_KEYS, each with
+    the `ytid` (or sample `key`) of the clip whose caption prompted it; `assignments` is the audit's
+    assignments.jsonl. Items whose clip the audit does not know are counted under "unassigned".
+    """
+    from cadenza.shards import read_json, write_json_atomic
+
+    report = read_json(eval_report)
+    items = next((report[k] for k in PER_ITEM_KEYS if isinstance(report.get(k), list)), None)
+    if items is None:
+        raise StageError("audit_breakdown", f"{eval_report}: no per-item list under any of {PER_ITEM_KEYS}")
+    by_id: dict[str, dict[str, Any]] = {}
+    for line in Path(assignments).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            a = json.loads(line)
+            by_id[a["ytid"]] = by_id[a.get("key", a["ytid"])] = a
+    sums: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for item in items:
+        a = by_id.get(str(item.get("ytid", ""))) or by_id.get(str(item.get("key", "")))
+        groups = {"rollup": [a["rollup"]] if a else ["unassigned"]}
+        for grouping, names in ((a or {}).get("groups") or {}).items():
+            groups[grouping] = names or ["unspecified"]
+        metrics = {k: float(v) for k, v in item.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        for grouping, names in groups.items():
+            for name in names:
+                counts[grouping][name] += 1
+                for k, v in metrics.items():
+                    sums[grouping][name][k] += v
+    out = {
+        "source": eval_report, "assignments": assignments, "items": len(items),
+        "groups": {g: {n: {"n": counts[g][n], **{k: s / counts[g][n] for k, s in sorted(sums[g][n].items())}}
+                       for n in sorted(counts[g])} for g in sorted(counts)},
+    }
+    write_json_atomic(out_path, out)
+    return {"path": out_path, "items": len(items), "groupings": sorted(counts)}

@@ -1,0 +1,48 @@
+"""`cadenza demo`: registered, documented, builds the dataset and shows its plan; refuses clearly when the
+chain's stages are missing."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from cadenza.cli import app
+from cadenza.demo.run import missing_stages
+from cadenza.musiccaps.csvload import load_musiccaps
+
+runner = CliRunner()
+
+
+def test_demo_help_explains_the_command():
+    result = runner.invoke(app, ["demo", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for words in ("--out", "--csv", "random-init", "127.0.0.1", "Safe to run twice"):
+        assert words in text
+
+
+def test_demo_plan_builds_the_dataset_and_lists_every_stage(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--clips", "1", "--plan"])
+    assert result.exit_code == 0, result.output
+    for stage in ("dataset", "fetch_metadata", "ingest", "tokenize", "audit", "train", "sample", "evaluate",
+                  "audit_breakdown", "RANDOM-INIT"):
+        assert stage in result.output
+    csv = tmp_path / "demo-data" / "musiccaps-demo.csv"
+    assert len(load_musiccaps(csv).clips) == 2  # one synthesised clip + the planted missing-media row
+
+
+def test_demo_plan_with_a_real_csv_skips_synthesis(tmp_path, musiccaps_csv):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--csv", str(musiccaps_csv), "--plan"])
+    assert result.exit_code == 0, result.output
+    assert "pretrained EnCodec" in result.output and "YouTube" in result.output
+    assert not (tmp_path / "demo-data").exists()
+
+
+def test_demo_without_the_stages_is_a_one_line_error(tmp_path):
+    missing = missing_stages()
+    if not missing:
+        import pytest
+
+        pytest.skip("every stage is available: the full run is covered by test_run_demo_end_to_end")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--clips", "1"])
+    assert result.exit_code == 1
+    assert "stage 'demo' failed: cannot run" in result.output and next(iter(missing)) in result.output
