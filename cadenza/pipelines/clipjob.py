@@ -27,7 +27,7 @@ from cadenza.shards import FailureRecord
 RANGE_SLACK_S = (0.5, 1.0)  # a window download may be this much shorter / longer than asked (packet cuts)
 MIN_COVERAGE_S = 0.5  # a clip may end this much before its window does (source slightly shorter)
 # a window download failing like this says nothing about the source: try the whole file instead
-RANGE_FALLBACK_CATEGORIES = {"fetch_error", "no_file", "decode_error"}
+RANGE_FALLBACK_CATEGORIES = {"fetch_error", "no_file", "decode_error", "no_range_support"}
 STAGE_OF = {"decode_error": "decode", "too_short": "clip"}
 
 

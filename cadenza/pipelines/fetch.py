@@ -143,7 +143,12 @@ def download(url: str, dest_dir: Path, opts: FetchOptions, *, window: tuple[floa
     log = _Log()
     try:
         with yt_dlp.YoutubeDL(ydl_options(dest_dir, opts, window, log)) as ydl:
-            ydl.download([url])
+            info = ydl.extract_info(url, download=False)
+            if window is not None:
+                _require_range_support(ydl, info)
+            ydl.process_ie_result(info, download=True)
+    except FetchError:
+        raise
     except _TooLarge as exc:
         raise FetchError("too_large", f"{url}: download passed the size cap ({exc})") from None
     except Exception as exc:  # noqa: BLE001 (yt-dlp raises many types; classify names them)
@@ -159,6 +164,21 @@ def download(url: str, dest_dir: Path, opts: FetchOptions, *, window: tuple[floa
     if size > opts.max_filesize_bytes:
         raise FetchError("too_large", f"{url}: {size} bytes > {opts.max_filesize_bytes}-byte cap")
     return files[0]
+
+
+def _require_range_support(ydl: Any, info: dict[str, Any]) -> None:
+    """A window download needs HTTP Range on the media URL; without it ffmpeg's seek can silently
+    give the wrong part of the file (wav) or a near-empty one (m4a, opus). Ask for one byte."""
+    from yt_dlp.networking import Request
+
+    for fmt in info.get("requested_formats") or [info]:
+        media_url = fmt.get("url")
+        if not media_url or fmt.get("protocol", "https") not in ("http", "https"):
+            raise FetchError("no_range_support", f"format {fmt.get('format_id')} is not a plain HTTP download")
+        headers = {**(fmt.get("http_headers") or {}), "Range": "bytes=0-0"}
+        with ydl.urlopen(Request(media_url, headers=headers)) as resp:
+            if resp.status != 206 or not resp.headers.get("Content-Range"):
+                raise FetchError("no_range_support", f"{media_url} answered a Range request with {resp.status}")
 
 
 # -- failure classification ---------------------------------------------------------------------
