@@ -1,7 +1,7 @@
 """Audio steps of the ingest: decode, clip, mono, resample, quality stats, FLAC encode.
 
-Decoding goes through ffmpeg (any container yt-dlp may give us: m4a, webm, opus, wav, mp3) into a
-float32 WAV that soundfile reads with its true rate and channel count; clipping is done on samples,
+Decoding goes through FFmpeg's libraries (PyAV: any container yt-dlp may give us, m4a, webm,
+opus, wav, mp3) to float32 at the file's own rate and channel count; clipping is done on samples,
 so it is exact whatever the container's seek precision; resampling uses soxr (high quality). The FLAC
 is 16-bit mono, and encoding it is deterministic: the same samples give the same bytes.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +19,6 @@ import soundfile as sf
 SILENCE_DBFS = -60.0  # a 20 ms frame quieter than this counts as silent
 SILENCE_FRAME_S = 0.02
 CLIP_LEVEL = 32767 / 32768  # a sample at full scale (after int16 quantisation) counts as clipped
-DECODE_TIMEOUT_S = 300
 
 
 class DecodeError(RuntimeError):
@@ -41,37 +38,66 @@ class Quality:
 
 
 def decode(
-    path: str | Path, *, start_s: float | None = None, duration_s: float | None = None, ffmpeg: str = "ffmpeg"
+    path: str | Path, *, start_s: float | None = None, duration_s: float | None = None
 ) -> tuple[np.ndarray, int]:
-    """Decode any audio file ffmpeg reads to float32 [channels, samples] at its own sample rate.
+    """Decode any audio file FFmpeg reads to float32 [channels, samples] at its own sample rate.
 
-    With `start_s`/`duration_s` only that part is decoded (ffmpeg seeks accurately when it decodes),
-    so a whole-file fallback never holds an hour of audio in memory; the result may then be empty
-    or short when the file ends first. Without them, a file with no samples is a DecodeError.
+    Decoding runs in-process through PyAV (FFmpeg's libraries): an ffmpeg process per clip would
+    cost more CPU to start than the decode itself. With `start_s`/`duration_s` only that part is
+    returned, cut at the sample from the frames' timestamps after a seek, so a whole-file fallback
+    never holds an hour of audio in memory; the result may then be short or empty when the file
+    ends first. Without them, a file with no samples is a DecodeError.
     """
-    window: list[str] = []
-    if start_s is not None:
-        window += ["-ss", f"{start_s:.6f}"]
-    if duration_s is not None:
-        window += ["-t", f"{duration_s:.6f}"]
-    with tempfile.TemporaryDirectory(prefix="cadenza-decode-") as tmp:
-        wav = Path(tmp) / "decoded.wav"
-        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", *window, "-i", str(path),
-               "-map", "0:a:0", "-vn", "-c:a", "pcm_f32le", "-f", "wav", str(wav)]
+    import av
+
+    name = Path(path).name
+    windowed = start_s is not None or duration_s is not None
+    start = max(0.0, start_s or 0.0)
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DecodeError(f"cannot open {name} as media: {exc}") from None
+    chunks: list[np.ndarray] = []
+    with container:
+        if not container.streams.audio:
+            raise DecodeError(f"{name} has no audio stream")
+        stream = container.streams.audio[0]
+        sr = int(stream.codec_context.sample_rate or 0)
+        if sr <= 0:
+            raise DecodeError(f"{name}: audio stream has no sample rate")
+        want = None if duration_s is None else round(duration_s * sr)
+        resampler = None
+        got = 0
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=DECODE_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise DecodeError(f"ffmpeg took longer than {DECODE_TIMEOUT_S} s to decode {path}") from exc
-        if proc.returncode != 0 or not wav.is_file():
-            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise DecodeError(f"ffmpeg could not decode {Path(path).name}: {err[-1] if err else 'no output'}")
-        try:
-            data, sr = sf.read(wav, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise DecodeError(f"unreadable decoded audio from {Path(path).name}: {exc}") from exc
-    if data.shape[0] == 0 and not window:
-        raise DecodeError(f"{Path(path).name} decodes to no audio samples")
-    return np.ascontiguousarray(data.T), int(sr)
+            if start > 0:
+                container.seek(int(start * 1_000_000), backward=True, any_frame=False)  # AV_TIME_BASE units
+            for frame in container.decode(stream):
+                if resampler is None:  # any sample format or layout -> float planar, same rate
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
+                for f in resampler.resample(frame):
+                    x = f.to_ndarray()
+                    if windowed and f.pts is not None:
+                        t = float(f.pts * f.time_base)
+                        skip = round((start - t) * sr)
+                        if skip >= x.shape[1]:
+                            continue
+                        if skip > 0:
+                            x = x[:, skip:]
+                    if want is not None:
+                        x = x[:, : want - got]
+                    chunks.append(x)
+                    got += x.shape[1]
+                if want is not None and got >= want:
+                    break
+        except av.FFmpegError as exc:
+            if not chunks:
+                raise DecodeError(f"cannot decode {name}: {exc}") from None
+            # a damaged tail after good audio: keep what decoded; length checks judge it later
+    if not chunks:
+        if windowed:
+            return np.zeros((stream.codec_context.channels or 1, 0), np.float32), sr
+        raise DecodeError(f"{name} decodes to no audio samples")
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), sr
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
-
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cadenza.musiccaps.schema import ClipRecord
 from cadenza.pipelines import audio
-from cadenza.pipelines.fetch import FetchError, FetchOptions, Pacer, build_url, download, with_retries
+from cadenza.pipelines.fetch import Fetcher, FetchError, FetchOptions, Pacer, build_url, with_retries
 from cadenza.shards import FailureRecord
 
 RANGE_SLACK_S = (0.5, 1.0)  # a window download may be this much shorter / longer than asked (packet cuts)
@@ -59,12 +55,12 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _fetch_window(url: str, clip: ClipRecord, cfg: ClipJobConfig, workdir: Path) -> tuple[np.ndarray, int, int, str]:
+def _fetch_window(url: str, clip: ClipRecord, cfg: ClipJobConfig, fetcher: Fetcher) -> tuple[np.ndarray, int, int, str]:
     """Mono float32 audio of the clip's window at its source rate, its rate, bytes fetched, mode."""
     need = clip.end_s - clip.start_s
     if cfg.download_ranges:
         try:
-            path = download(url, workdir, cfg.fetch, window=(clip.start_s, clip.end_s))
+            path = fetcher.download(url, window=(clip.start_s, clip.end_s))
             got, sr = audio.decode(path)
             dur = got.shape[1] / sr
             # a server without Range support can leave a near-empty or short file while yt-dlp is happy
@@ -75,7 +71,7 @@ def _fetch_window(url: str, clip: ClipRecord, cfg: ClipJobConfig, workdir: Path)
                 raise
         except audio.DecodeError:
             pass
-    path = download(url, workdir, cfg.fetch)
+    path = fetcher.download(url)
     size = path.stat().st_size
     try:
         got, sr = audio.decode(path, start_s=clip.start_s, duration_s=need)
@@ -98,19 +94,22 @@ def process_clip(
     shard: str = "",
     pacer: Pacer | None = None,
     rng: random.Random | None = None,
-    tmp_root: str | None = None,
+    fetcher: Fetcher | None = None,
 ) -> ClipResult:
+    """Fetch and prepare one clip. Pass a long-lived `fetcher` when doing many (it keeps yt-dlp
+    instances per thread); `pacer` spaces fetch starts for politeness."""
     key = clip.key
     try:
         url = build_url(cfg.source_url_template, clip.ytid)
     except FetchError as exc:
         return ClipResult(key, failure=_failure(clip, exc, 0, shard))
-    workdir = Path(tempfile.mkdtemp(prefix="clip-", dir=tmp_root))
+    own = fetcher is None
+    fetcher = fetcher or Fetcher(cfg.fetch)
 
     def attempt() -> tuple[np.ndarray, int, int, str]:
         if pacer is not None:
             pacer.wait()
-        return _fetch_window(url, clip, cfg, workdir)
+        return _fetch_window(url, clip, cfg, fetcher)
 
     try:
         (mono, sr, nbytes, mode), attempts = with_retries(
@@ -123,7 +122,8 @@ def process_clip(
     except FetchError as exc:
         return ClipResult(key, failure=_failure(clip, exc, getattr(exc, "attempts", 1), shard, url))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if own:
+            fetcher.close()
     fetched_at = cfg.fetched_at or _utc_now()
     pcm = audio.to_int16(audio.resample(mono, sr, cfg.sample_rate))
     quality = audio.quality_stats(pcm, cfg.sample_rate)

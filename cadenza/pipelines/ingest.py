@@ -262,8 +262,9 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "unknown"
     try:
-        from cadenza.ffmpeg import ensure_ffmpeg
         import subprocess
+
+        from cadenza.ffmpeg import ensure_ffmpeg
 
         first = subprocess.run([ensure_ffmpeg(), "-version"], capture_output=True, text=True, check=False).stdout
         out["ffmpeg"] = first.split("\n", 1)[0].removeprefix("ffmpeg version ").split(" ", 1)[0]

@@ -10,7 +10,6 @@ failures, then the stats file that marks it complete. Nothing here depends on a 
 from __future__ import annotations
 
 import random
-import shutil
 import tempfile
 import zlib
 from collections import Counter
@@ -22,7 +21,7 @@ from apache_beam.metrics import Metrics
 
 from cadenza import shards
 from cadenza.pipelines.clipjob import ClipJobConfig, ClipResult, process_clip
-from cadenza.pipelines.fetch import Pacer
+from cadenza.pipelines.fetch import Fetcher, Pacer
 from cadenza.pipelines.shard_plan import ShardTask, shard_paths
 
 NAMESPACE = "cadenza.ingest"
@@ -47,11 +46,11 @@ class WriteAudioShardFn(beam.DoFn):
         ensure_ffmpeg()  # yt-dlp's download ranges only find ffmpeg on PATH, in every worker
         self._pool = ThreadPoolExecutor(self.max_concurrent_fetches, thread_name_prefix="fetch")
         self._pacer = Pacer(self.job.fetch.sleep_requests)
-        self._tmp = tempfile.mkdtemp(prefix="cadenza-ingest-")
+        self._fetcher = Fetcher(self.job.fetch, tempfile.mkdtemp(prefix="cadenza-ingest-"))
 
     def teardown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._fetcher.close()
 
     def process(self, task: ShardTask) -> Any:
         tar_path, fail_path = shard_paths(self.out, task.name)
@@ -68,7 +67,8 @@ class WriteAudioShardFn(beam.DoFn):
         results: list[ClipResult] = list(
             self._pool.map(
                 lambda cn: process_clip(
-                    cn[0], self.job, label_names=cn[1], shard=task.name, pacer=self._pacer, rng=rng, tmp_root=self._tmp
+                    cn[0], self.job, label_names=cn[1], shard=task.name, pacer=self._pacer, rng=rng,
+                    fetcher=self._fetcher
                 ),
                 rows,
             )

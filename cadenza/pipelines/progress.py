@@ -6,11 +6,14 @@ runner writes the same completion markers, so polling them works for local and r
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from cadenza import shards
 from cadenza.pipelines.shard_plan import ShardTask, shard_paths
+
+log = logging.getLogger(__name__)
 
 
 class ShardProgress:
@@ -47,8 +50,8 @@ class ShardProgress:
         while not self._stop.wait(self.interval_s):
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 (a progress bar must never break the run), S112
-                continue
+            except Exception as exc:  # noqa: BLE001 (a progress bar must never break the run)
+                log.debug("progress poll failed: %s", exc)
 
     def __enter__(self) -> ShardProgress:
         if self.enabled:

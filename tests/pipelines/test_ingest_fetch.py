@@ -13,7 +13,7 @@ from cadenza.mediaserver import MediaServer, synth_audio
 from cadenza.musiccaps.schema import ClipRecord
 from cadenza.pipelines import audio
 from cadenza.pipelines.clipjob import ClipJobConfig, process_clip
-from cadenza.pipelines.fetch import FetchError, FetchOptions, build_url, download, with_retries
+from cadenza.pipelines.fetch import Fetcher, FetchError, FetchOptions, build_url, with_retries
 
 
 def clip(ytid: str, start: float = 2.0, end: float = 7.0, row: int = 1) -> ClipRecord:
@@ -96,11 +96,15 @@ def test_429_is_retried_and_lands(media_dir):  # noqa: F811
         assert srv.requests[f"{RETRY_OK}.m4a"] >= 2
 
 
-def test_download_writes_only_into_its_directory(media_dir, tmp_path):  # noqa: F811
-    with MediaServer(media_dir) as srv:
-        path = download(srv.url_template("wav").format(ytid="goodBBBBBBB"), tmp_path / "dl", FetchOptions())
-    assert path.parent == tmp_path / "dl" and path.name == "media.wav"
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["media.wav"]
+def test_fetcher_writes_only_into_its_directory(media_dir, tmp_path):  # noqa: F811
+    with MediaServer(media_dir) as srv, Fetcher(FetchOptions(), tmp_path / "dl") as fetcher:
+        first = fetcher.download(srv.url_template("wav").format(ytid="goodBBBBBBB"))
+        assert first.parent.parent == tmp_path / "dl" and first.name == "media.wav"
+        # the same thread reuses its yt-dlp instance and directory: one file at a time
+        second = fetcher.download(srv.url_template("m4a").format(ytid="goodBBBBBBB"), window=(1.0, 3.0))
+        assert second.parent == first.parent
+        assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["media.m4a"]
+    assert not (tmp_path / "dl").exists()
 
 
 def test_with_retries_backs_off_then_gives_up():
@@ -137,6 +141,6 @@ def test_window_download_refuses_a_server_without_ranges(media_dir, tmp_path):  
     """Without Range support ffmpeg's seek silently returns the wrong part of a wav (or a near-empty
     m4a), so a window download must check first; process_clip then fetches the whole file."""
     with MediaServer(media_dir, range_support=False) as srv:
-        with pytest.raises(FetchError) as e:
-            download(srv.url_template("wav").format(ytid="goodBBBBBBB"), tmp_path, FetchOptions(), window=(1.0, 4.0))
+        with pytest.raises(FetchError) as e, Fetcher(FetchOptions(), tmp_path) as fetcher:
+            fetcher.download(srv.url_template("wav").format(ytid="goodBBBBBBB"), window=(1.0, 4.0))
     assert e.value.category == "no_range_support" and not e.value.transient

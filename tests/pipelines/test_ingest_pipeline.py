@@ -88,7 +88,7 @@ def test_samples_and_their_metadata(faulty_run):
     assert -30 < q["rms_dbfs"] < 0 and 0 < q["peak"] <= 1 and q["silence_fraction"] == 0 and q["clipping_fraction"] == 0
     for tar in sorted((out / "shards").glob("*.tar")):
         for key, members in read_shard(tar).items():
-            assert set(members) == {"flac", "json", "txt"}
+            assert set(members) == {"flac", "json", "txt"} and json.loads(members["json"])["key"] == key
             pcm, sr = sf.read(io.BytesIO(members["flac"]), dtype="int16")
             info = sf.info(io.BytesIO(members["flac"]))
             assert (sr, info.channels, info.subtype, pcm.ndim) == (32000, 1, "PCM_16", 1)
