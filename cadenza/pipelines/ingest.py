@@ -256,7 +256,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("cadenza", "apache-beam", "yt-dlp", "soundfile", "soxr", "numpy"):
+    for pkg in ("cadenza", "apache-beam", "yt-dlp", "av", "soundfile", "soxr", "numpy"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -36,13 +36,21 @@ HEADER = ["ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list",
 
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
-    """Generated media in wav, m4a/AAC and webm/opus; fault ytids are copies of a good file."""
-    d = tmp_path_factory.mktemp("media")
+    """Generated media in wav, m4a/AAC and webm/opus; fault ytids are copies of a good file.
+
+    Every test module that imports this fixture gets its own instance, so the files are made once
+    per session in a fixed place and reused (the marker file is written last).
+    """
+    d = tmp_path_factory.getbasetemp() / "ingest-media"
+    if (d / ".complete").is_file():
+        return d
+    d.mkdir(exist_ok=True)
     for ytid, (seconds, seed) in GOOD.items():
         write_media(d, ytid, seconds, FORMATS, seed=seed)
     for ytid in [*FAULTS, RETRY_OK]:
         for fmt in FORMATS:
             shutil.copy(d / f"goodCCCCCCC.{fmt}", d / f"{ytid}.{fmt}")
+    (d / ".complete").write_text("ok\n")
     return d
 
 
