@@ -128,7 +128,7 @@ def quality_stats(pcm: np.ndarray, sr: int) -> Quality:
     x = pcm.astype(np.float64) / 32768.0
     n = len(x)
     if n == 0:
-        return Quality(0.0, -math.inf, 0.0, 1.0, 0.0)
+        return Quality(0.0, -120.0, 0.0, 1.0, 0.0)  # JSON has no -inf
     rms = float(np.sqrt(np.mean(x * x)))
     frame = max(1, round(SILENCE_FRAME_S * sr))
     usable = (n // frame) * frame or n

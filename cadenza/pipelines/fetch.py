@@ -141,6 +141,9 @@ class Fetcher:
     """
 
     def __init__(self, opts: FetchOptions, root: str | Path | None = None):
+        from cadenza.ffmpeg import ensure_ffmpeg
+
+        ensure_ffmpeg()  # download ranges find ffmpeg only on PATH (yt-dlp ignores ffmpeg_location there)
         self.opts = opts
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="cadenza-fetch-"))
         self._local = threading.local()

@@ -144,3 +144,26 @@ def test_window_download_refuses_a_server_without_ranges(media_dir, tmp_path):  
         with pytest.raises(FetchError) as e, Fetcher(FetchOptions(), tmp_path) as fetcher:
             fetcher.download(srv.url_template("wav").format(ytid="goodBBBBBBB"), window=(1.0, 4.0))
     assert e.value.category == "no_range_support" and not e.value.transient
+
+
+def test_politeness_and_cookies_reach_yt_dlp(tmp_path):
+    from cadenza.pipelines.fetch import Pacer, _Log, ydl_options
+
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+    o = ydl_options(tmp_path, FetchOptions(cookies=str(cookies), sleep_requests=1.5), _Log())
+    assert o["cookiefile"] == str(cookies) and o["sleep_interval_requests"] == 1.5
+    assert o["noplaylist"] and o["postprocessors"] == [] and o["allowed_extractors"] == ["youtube", "generic"]
+    assert "exec" not in str(o) and o["paths"] == {"home": str(tmp_path), "temp": str(tmp_path)}
+    # fetch starts through one Pacer are at least its interval apart, whatever the threads do
+    import threading
+    import time
+
+    pacer, starts, t0 = Pacer(0.05), [], time.monotonic()
+    threads = [threading.Thread(target=lambda: (pacer.wait(), starts.append(time.monotonic()))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # the k-th start cannot come before the k-th slot, however late the threads wake up
+    assert all(s >= t0 + k * 0.05 - 1e-3 for k, s in enumerate(sorted(starts)))
