@@ -40,13 +40,14 @@ def ingest(
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
-    """Fetch every valid MusicCaps row's audio with yt-dlp, clip it to [start_s, end_s], downmix to mono,
-    resample, measure its quality and write WebDataset shards under OUT/shards, failure records under
-    OUT/failures and OUT/manifest.json. Re-running resumes: complete shards are skipped.
+    """Fetch every valid MusicCaps row's audio with yt-dlp, cut it to the row's start_s..end_s window,
+    downmix to mono, resample, measure its quality and write WebDataset shards under OUT/shards,
+    failure records under OUT/failures and OUT/manifest.json. Re-running resumes: complete shards
+    are skipped; every row ends in a shard or a failure record.
 
-    Any other option is passed to Apache Beam, e.g. --runner DataflowRunner --project P --region R
-    --temp_location gs://B/tmp, or --direct_num_workers 4 --direct_running_mode multi_processing
-    (the default on the DirectRunner)."""
+    Any other option goes to Apache Beam, e.g. `--runner DataflowRunner --project P --region R
+    --temp_location gs://B/tmp`. Default: the DirectRunner, multi-processing, one worker per core
+    (`--direct_running_mode in_memory` runs in this process)."""
     from cadenza.pipelines.ingest import IngestConfig, run_ingest
 
     config = IngestConfig(

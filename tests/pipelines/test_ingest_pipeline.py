@@ -171,3 +171,25 @@ def test_bad_config_is_refused_before_any_work(tmp_path):
                     ({"sample_rate": 5}, "sample-rate"), ({"cookies": str(tmp_path / "nope.txt")}, "cookies")]:
         with pytest.raises(ValueError, match=msg):
             run_ingest(IngestConfig(csv=str(tmp_path / "x.csv"), out=str(tmp_path / "o"), **kw))
+
+
+def test_real_musiccaps_rows(musiccaps_csv, ontology_json, tmp_path):
+    """The first rows of the real CSV (ytids starting with '-', real labels), served from loopback."""
+    from cadenza.mediaserver import write_media
+    from cadenza.musiccaps import load_musiccaps
+
+    first = [c for c in load_musiccaps(musiccaps_csv).clips if c.row <= 3]
+    media = tmp_path / "media"
+    src = write_media(media, "source00000", max(c.end_s for c in first) + 1, ("webm",))[0]
+    for c in first:
+        (media / f"{c.ytid}.webm").write_bytes(src.read_bytes())
+    with MediaServer(media) as srv:
+        m = run_ingest(IngestConfig(csv=str(musiccaps_csv), out=str(tmp_path / "out"), limit=3,
+                                    source_url_template=srv.url_template("webm"), ontology=str(ontology_json),
+                                    progress=False), BEAM)
+    assert (m["rows_in"], m["clips_written"], m["shards"]) == (3, 3, ["audio-000000.tar"])
+    samples, failures = read_all(tmp_path / "out")
+    assert failures == [] and set(samples) == {c.key for c in first}
+    meta = samples[first[0].key]
+    assert meta["ytid"] == "-0Gj8-vB1q4" and "Music" in meta["audioset_label_names"]
+    assert meta["caption"] == first[0].caption and meta["duration_s"] == 10.0
