@@ -9,6 +9,7 @@ failures, then the stats file that marks it complete. Nothing here depends on a 
 
 from __future__ import annotations
 
+import logging
 import random
 import tempfile
 import zlib
@@ -20,11 +21,14 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from cadenza import shards
+from cadenza.musiccaps.schema import ClipRecord
 from cadenza.pipelines.clipjob import ClipJobConfig, ClipResult, process_clip
 from cadenza.pipelines.fetch import Fetcher, Pacer
 from cadenza.pipelines.shard_plan import ShardTask, shard_paths
+from cadenza.shards import FailureRecord
 
 NAMESPACE = "cadenza.ingest"
+log = logging.getLogger(__name__)
 
 
 class WriteAudioShardFn(beam.DoFn):
@@ -64,15 +68,7 @@ class WriteAudioShardFn(beam.DoFn):
             rows = [(c, n) for c, n in rows if c.key in retry]
         # jitter seeded per shard so retries are spread but a rerun behaves the same
         rng = random.Random(zlib.crc32(task.name.encode()))  # noqa: S311
-        results: list[ClipResult] = list(
-            self._pool.map(
-                lambda cn: process_clip(
-                    cn[0], self.job, label_names=cn[1], shard=task.name, pacer=self._pacer, rng=rng,
-                    fetcher=self._fetcher
-                ),
-                rows,
-            )
-        )
+        results: list[ClipResult] = list(self._pool.map(lambda cn: self._one(cn[0], cn[1], task.name, rng), rows))
         samples = keep + [r.sample for r in results if r.sample is not None]
         failures = [r.failure for r in results if r.failure is not None]
         for r in results:
@@ -97,6 +93,17 @@ class WriteAudioShardFn(beam.DoFn):
         shards.write_shard(tar_path, samples, stats)
         self.shards_written.inc()
         yield {"shard": task.name, **stats}
+
+
+    def _one(self, clip: ClipRecord, names: list[str], shard: str, rng: random.Random) -> ClipResult:
+        try:
+            return process_clip(clip, self.job, label_names=names, shard=shard, pacer=self._pacer, rng=rng,
+                                fetcher=self._fetcher)
+        except Exception as exc:  # noqa: BLE001 (one odd file must not fail the shard, nor vanish)
+            log.exception("unexpected error on %s", clip.key)
+            return ClipResult(clip.key, failure=FailureRecord(
+                key=clip.key, stage="process", category="internal_error", message=repr(exc)[:500], attempts=1,
+                ytid=clip.ytid, row=clip.row, shard=shard))
 
 
 def _num_samples(sample: dict[str, Any]) -> int:
