@@ -136,7 +136,8 @@ def beam_options(beam_args: list[str] | None, n_tasks: int) -> Any:
     flat = " ".join(args)
     if "--runner" not in flat or "DirectRunner" in flat:
         if "--direct_running_mode" not in flat:
-            args.append("--direct_running_mode=multi_processing")
+            # one shard has nothing to spread: skip starting worker processes for it
+            args.append("--direct_running_mode=" + ("multi_processing" if n_tasks > 1 else "in_memory"))
         if "--direct_num_workers" not in flat and "in_memory" not in flat:
             args.append(f"--direct_num_workers={max(1, min(os.cpu_count() or 1, n_tasks))}")
     return PipelineOptions(args)

@@ -193,3 +193,18 @@ def test_real_musiccaps_rows(musiccaps_csv, ontology_json, tmp_path):
     meta = samples[first[0].key]
     assert meta["ytid"] == "-0Gj8-vB1q4" and "Music" in meta["audioset_label_names"]
     assert meta["caption"] == first[0].caption and meta["duration_s"] == 10.0
+
+
+def test_beam_options_default_to_local_multiprocessing_only_on_the_direct_runner():
+    from cadenza.pipelines.ingest import beam_options
+
+    def direct(args, n):
+        o = beam_options(args, n).get_all_options()
+        return o["runner"], o["direct_running_mode"], o["direct_num_workers"]
+
+    assert direct([], 8)[1] == "multi_processing" and direct([], 8)[2] >= 1
+    assert direct([], 1)[1] == "in_memory"  # one shard: no worker processes to start
+    assert direct(["--direct_running_mode=multi_threading", "--direct_num_workers=3"], 8)[1:] == (
+        "multi_threading", 3)
+    dataflow = beam_options(["--runner", "DataflowRunner", "--project", "p"], 8).get_all_options()
+    assert dataflow["runner"] == "DataflowRunner" and dataflow["direct_running_mode"] == "in_memory"  # untouched
