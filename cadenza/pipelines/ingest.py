@@ -1,0 +1,274 @@
+"""`run_ingest`: MusicCaps CSV -> fetched, clipped, resampled audio in WebDataset shards.
+
+The driver validates the CSV, plans shards (a stable rule, see shard_plan), skips the ones already
+complete, runs the Beam pipeline over the rest, then writes the manifest from the shards' stats
+files. Every input row ends in exactly one place: a shard sample, or a failure record
+(`failures/validate.jsonl` for rows validation rejected, `failures/{shard}.jsonl` for the others).
+
+Reproducibility: the tars contain a fetch time; set SOURCE_DATE_EPOCH (the reproducible-builds
+convention) to pin it, and the same input gives byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from cadenza import shards
+from cadenza.musiccaps.schema import ClipRecord, Reject
+from cadenza.pipelines.clipjob import ClipJobConfig
+from cadenza.pipelines.fetch import DEFAULT_URL_TEMPLATE, FetchOptions, validate_template
+from cadenza.pipelines.shard_plan import plan_tasks, shard_paths, stale_shards
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestConfig:
+    csv: str
+    out: str
+    source_url_template: str = DEFAULT_URL_TEMPLATE
+    limit: int | None = None  # only the first N data rows of the CSV
+    shard_size: int = 500
+    sample_rate: int = 32000
+    retry_failed: bool = False
+    cookies: str | None = None
+    sleep_requests: float = 0.0
+    max_concurrent_fetches: int = 16  # per worker
+    prefix: str = "audio"
+    ontology: str | None = None  # AudioSet ontology.json (path or URL) for label names
+    download_ranges: bool = True  # fetch only the window when the source allows it
+    max_attempts: int = 4
+    backoff_base_s: float = 1.0
+    socket_timeout_s: float = 30.0
+    max_filesize_mb: float = 512.0
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IngestConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def validate(self) -> None:
+        validate_template(self.source_url_template)
+        if self.shard_size < 1:
+            raise ValueError(f"--shard-size must be at least 1, got {self.shard_size}")
+        if not 1000 <= self.sample_rate <= 192000:
+            raise ValueError(f"--sample-rate {self.sample_rate} is not a plausible audio rate")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError(f"--limit must be >= 0, got {self.limit}")
+        if self.max_concurrent_fetches < 1:
+            raise ValueError("--max-concurrent-fetches must be at least 1")
+        if self.cookies and not os.path.isfile(self.cookies):
+            raise ValueError(f"--cookies: no such file: {self.cookies}")
+        if "/" in self.prefix or "." in self.prefix or not self.prefix:
+            raise ValueError(f"shard prefix {self.prefix!r} must be a plain name")
+
+    def job(self) -> ClipJobConfig:
+        return ClipJobConfig(
+            source_url_template=self.source_url_template,
+            sample_rate=self.sample_rate,
+            fetch=FetchOptions(
+                socket_timeout_s=self.socket_timeout_s,
+                max_filesize_bytes=int(self.max_filesize_mb * 1024 * 1024),
+                cookies=os.path.abspath(self.cookies) if self.cookies else None,
+                sleep_requests=self.sleep_requests,
+            ),
+            download_ranges=self.download_ranges,
+            max_attempts=self.max_attempts,
+            backoff_base_s=self.backoff_base_s,
+            fetched_at=_pinned_time(),
+        )
+
+
+def _pinned_time() -> str | None:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return None
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reject_category(r: Reject) -> str:
+    if r.reason.startswith("duplicate"):
+        return "duplicate"
+    if r.field == "<row>":
+        return "malformed_row"
+    return f"invalid_{r.field}"
+
+
+def validation_failures(rejects: list[Reject]) -> list[shards.FailureRecord]:
+    return [
+        shards.FailureRecord(
+            key=f"row{r.row:07d}",
+            stage="validate",
+            category=reject_category(r),
+            message=str(r),
+            ytid=r.ytid,
+            row=r.row,
+            extra={"field": r.field, "value": r.value, "line": r.line},
+        )
+        for r in rejects
+    ]
+
+
+def _label_names(clips: list[ClipRecord], ontology: str | None) -> dict[str, list[str]]:
+    if not ontology:
+        return {}
+    from cadenza.musiccaps import load_ontology
+
+    onto = load_ontology(ontology)
+    return {c.key: [onto.names.get(m, m) for m in c.audioset_labels] for c in clips}
+
+
+def beam_options(beam_args: list[str] | None, n_tasks: int) -> Any:
+    """Beam options from the user's args; on the default DirectRunner, multi-processing locally."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    args = list(beam_args or [])
+    flat = " ".join(args)
+    if "--runner" not in flat or "DirectRunner" in flat:
+        if "--direct_running_mode" not in flat:
+            # one shard has nothing to spread: skip starting worker processes for it
+            args.append("--direct_running_mode=" + ("multi_processing" if n_tasks > 1 else "in_memory"))
+        if "--direct_num_workers" not in flat and "in_memory" not in flat:
+            args.append(f"--direct_num_workers={max(1, min(os.cpu_count() or 1, n_tasks))}")
+    return PipelineOptions(args)
+
+
+def _remove(path: str) -> None:
+    if shards.exists(path):
+        fs, p = shards._fs(path)
+        fs.rm(p)
+
+
+def _remove_partial_writes(out: str) -> None:
+    """Temporary files a killed run left behind (atomic writes that never got renamed)."""
+    for sub in ("shards", "failures"):
+        fs, p = shards._fs(shards.join(out, sub))
+        for f in fs.ls(p, detail=False) if fs.exists(p) else []:
+            if ".tmp-" in f.rsplit("/", 1)[-1]:
+                fs.rm(f)
+
+
+def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict[str, Any]:
+    """Run the ingest and return the manifest (also written to OUT/manifest.json)."""
+    import apache_beam as beam
+
+    from cadenza.musiccaps import load_musiccaps
+    from cadenza.pipelines.ingest_beam import build_pipeline
+    from cadenza.pipelines.progress import ShardProgress
+
+    config.validate()
+    started = time.time()
+    result = load_musiccaps(config.csv)
+    clips, rejects = result.clips, result.rejects
+    rows_in = result.rows_read
+    if config.limit is not None:
+        clips = [c for c in clips if c.row <= config.limit]
+        rejects = [r for r in rejects if r.row <= config.limit]
+        rows_in = len(clips) + len(rejects)
+    out = config.out.rstrip("/")
+    shards.makedirs(shards.join(out, "shards"))
+    shards.makedirs(shards.join(out, "failures"))
+    names = _label_names(clips, config.ontology)
+    planned, tasks = plan_tasks(
+        clips, names, out=out, prefix=config.prefix, shard_size=config.shard_size,
+        sample_rate=config.sample_rate, source_url_template=config.source_url_template,
+        retry_failed=config.retry_failed,
+    )
+    _remove_partial_writes(out)
+    for tar in stale_shards(out, config.prefix, planned):
+        log.warning("removing shard %s: not part of this run's plan (different --limit or --shard-size?)", tar)
+        name = tar.rsplit("/", 1)[-1]
+        for path in (*shard_paths(out, name), shards.stats_path(tar)):
+            _remove(path)
+    shards.write_bytes_atomic(shards.join(out, "failures", "validate.jsonl"),
+                              shards.failures_jsonl(validation_failures(rejects)))
+    metrics: dict[str, Any] = {}
+    if tasks:
+        options = beam_options(beam_args, len(tasks))
+        with ShardProgress(out, tasks, enabled=config.progress) as progress:
+            p = beam.Pipeline(options=options)
+            build_pipeline(p, tasks, config.job(), out, config.max_concurrent_fetches)
+            run = p.run()
+            run.wait_until_finish()
+            progress.refresh()
+        metrics = _counters(run)
+    manifest = build_manifest(config, out, planned, rows_in, len(clips), rejects)
+    manifest["run"] = {"shards_written": len(tasks), "seconds": round(time.time() - started, 1), "metrics": metrics}
+    shards.write_json_atomic(shards.join(out, "manifest.json"), manifest)
+    return manifest
+
+
+def _counters(run: Any) -> dict[str, int]:
+    try:
+        res = run.metrics().query()
+    except Exception:  # noqa: BLE001 (some runners have no metrics API)
+        return {}
+    return {c.key.metric.name: c.committed or c.attempted for c in res.get("counters", [])}
+
+
+def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: int, rows_valid: int,
+                   rejects: list[Reject]) -> dict[str, Any]:
+    by_cat: Counter[str] = Counter(reject_category(r) for r in rejects)
+    written = failed = 0
+    seconds = 0.0
+    complete: list[str] = []
+    for name in planned:
+        tar, _ = shard_paths(out, name)
+        if not shards.is_complete(tar):
+            continue
+        st = shards.read_json(shards.stats_path(tar))
+        complete.append(name)
+        written += st["clips_written"]
+        failed += st["failures"]
+        seconds += st["audio_seconds"]
+        by_cat.update(st["failures_by_category"])
+    missing = sorted(set(planned) - set(complete))
+    if missing:
+        raise RuntimeError(f"ingest finished but shards are incomplete: {', '.join(missing)}; run again to resume")
+    return {
+        "kind": "audio",
+        "rows_in": rows_in,
+        "rows_valid": rows_valid,
+        "rows_rejected": len(rejects),
+        "clips_written": written,
+        "clips_failed": failed,
+        "failures_by_category": dict(sorted(by_cat.items())),
+        "audio_hours": round(seconds / 3600, 4),
+        "sample_rate": config.sample_rate,
+        "prefix": config.prefix,
+        "shards": planned,
+        "config": {k: v for k, v in config.to_dict().items() if k != "cookies"}
+        | {"cookies": bool(config.cookies)},
+        "versions": _versions(),
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("cadenza", "apache-beam", "yt-dlp", "av", "soundfile", "soxr", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    try:
+        import subprocess
+
+        from cadenza.ffmpeg import ensure_ffmpeg
+
+        first = subprocess.run([ensure_ffmpeg(), "-version"], capture_output=True, text=True, check=False).stdout
+        out["ffmpeg"] = first.split("\n", 1)[0].removeprefix("ffmpeg version ").split(" ", 1)[0]
+    except Exception:  # noqa: BLE001 (version report only)
+        out["ffmpeg"] = "unknown"
+    return out
