@@ -131,11 +131,12 @@ def _manifest_summary(stage: str, out_dir: str, manifest: dict[str, Any], count_
 
 
 def ingest(csv: str, audio_dir: str, *, url_template: str = YOUTUBE_URL_TEMPLATE, shard_size: int = 256,
-           sample_rate: int = 32000, limit: int | None = None, beam: list[str] | None = None) -> dict[str, Any]:
+           sample_rate: int = 32000, limit: int | None = None, ontology: str | None = DEFAULT_ONTOLOGY,
+           beam: list[str] | None = None) -> dict[str, Any]:
     mod = _entry("ingest")
     config = _config("ingest", mod.IngestConfig, {
-        "csv": csv, "out_dir": audio_dir, "url_template": url_template, "shard_size": shard_size,
-        "sample_rate": sample_rate, "limit": limit})
+        "csv": csv, "out": audio_dir, "source_url_template": url_template, "shard_size": shard_size,
+        "sample_rate": sample_rate, "limit": limit, "ontology": ontology})
     with running("ingest"):
         manifest = _as_dict(mod.run_ingest(config, beam))
     return _manifest_summary("ingest", audio_dir, manifest, "clips_written")

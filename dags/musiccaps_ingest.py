@@ -63,7 +63,7 @@ def musiccaps_ingest():
         # on another worker, which resolves (and caches) the source itself
         return o.ingest(params["csv"], o.stage_dirs(params["out_dir"])["audio"],
                         url_template=params["url_template"], shard_size=params["shard_size"],
-                        sample_rate=params["sample_rate"], limit=params["limit"],
+                        sample_rate=params["sample_rate"], limit=params["limit"], ontology=params["ontology"],
                         beam=o.beam_args(params["runner"], params["beam_options"]))
 
     @task

@@ -99,7 +99,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
         if plan.offline:
             from cadenza.mediaserver import MediaServer
 
-            url_template = stack.enter_context(MediaServer(ds.media_dir)).url_template
+            url_template = stack.enter_context(MediaServer(ds.media_dir)).url_template(ds.audio_format)
             check_served(url_template, ds.clips[0].ytid)
             console.print(f"serving demo media at {url_template}")
         else:
@@ -109,7 +109,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
             results["fetch_metadata"] = orch.fetch_metadata(csv_spec, dirs["metadata"])
         console.rule("ingest")
         results["ingest"] = orch.ingest(csv_spec, dirs["audio"], url_template=url_template,
-                                        shard_size=DEMO_SHARD_SIZE, limit=limit, beam=beam)
+                                        shard_size=DEMO_SHARD_SIZE, limit=limit, ontology=ontology, beam=beam)
     # the media server is no longer needed once the audio shards exist
     console.rule("tokenize")
     results["tokenize"] = orch.tokenize(dirs["audio"], dirs["tokens"], random_init=plan.offline,
