@@ -55,7 +55,9 @@ class IngestConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IngestConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        if unknown := sorted(set(d) - names):
+            raise ValueError(f"IngestConfig: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**d)
 
     def validate(self) -> None:
         validate_template(self.source_url_template)
