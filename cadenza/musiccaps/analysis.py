@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from cadenza.musiccaps.splits import split_of
 from cadenza.musiccaps.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
@@ -113,7 +114,7 @@ def _outside(x: float, ci: Sequence[float]) -> bool:
     return not (ci[0] <= x <= ci[1])
 
 
-def associations(assignments: Sequence[Assignment], taxonomy: Taxonomy, alpha: float, min_group: int) -> dict[str, Any]:
+def associations(assignments: Sequence[Assignment], taxonomy: Taxonomy, min_group: int) -> dict[str, Any]:
     """Every group x descriptor family: crude 2x2 against the rest, annotator-stratified Mantel-Haenszel,
     BH q-values for both, and whether the conclusion changes once annotators are accounted for."""
     present, meta = descriptor_matrix(assignments, taxonomy)
@@ -155,29 +156,52 @@ def associations(assignments: Sequence[Assignment], taxonomy: Taxonomy, alpha: f
                         "_cells": cells,
                     }
                 )
-    qs = benjamini_hochberg([t["crude"]["p"] for t in tests])
-    qs_mh = benjamini_hochberg([t["mh"]["p"] for t in tests])
-    for t, q, q_mh in zip(tests, qs, qs_mh, strict=True):
-        t["q"], t["q_mh"] = q, q_mh
-        crude_sig, mh_sig = q < alpha, q_mh < alpha
+    return {"descriptors": meta, "tests": tests, "authors": authors, "_per_author": per_author}
+
+
+def apply_fdr(metrics: dict[str, Any], alpha: float) -> int:
+    """One Benjamini-Hochberg family for every test that can raise an alert (crude and stratified
+    associations, annotator profiles, survival), so that on data without effects the chance of any
+    alert stays near alpha. Then decide, per association, whether annotators change the conclusion.
+    Returns the number of tests."""
+    desc = metrics["description"]
+    tests = desc["tests"]
+    profile_entries = [e for p in metrics["annotators"]["profiles"] for e in p["descriptors"].values()]
+    survival_rows = [
+        r for rows in (metrics.get("survival") or {}).get("by_grouping", {}).values() for r in rows if "p" in r
+    ]
+    pvalues = [t["crude"]["p"] for t in tests] + [t["mh"]["p"] for t in tests]
+    pvalues += [e["p"] for e in profile_entries] + [r["p"] for r in survival_rows]
+    qs = iter(benjamini_hochberg(pvalues))
+    for t in tests:
+        t["q"] = next(qs)
+    for t in tests:
+        t["q_mh"] = next(qs)
+    for item in (*profile_entries, *survival_rows):
+        item["q"] = next(qs)
+        item["significant"] = item["q"] < alpha
+    per_author = desc.pop("_per_author")
+    for t in tests:
+        crude_sig, mh_sig = t["q"] < alpha, t["q_mh"] < alpha
         rr, mh_rr = t["crude"]["rr"], t["mh"]["rr"]
         flips = crude_sig and mh_sig and (rr - 1) * (mh_rr - 1) < 0
         differ = _outside(rr, t["mh"]["rr_ci"]) or _outside(mh_rr, t["crude"]["rr_ci"])
         t["significant"] = crude_sig
         t["significant_mh"] = mh_sig
-        t["conclusion_changes"] = bool(((crude_sig != mh_sig) or flips) and differ)
+        # "mostly annotators": both significant, but stratifying removes over half of the log effect
+        shrinks = crude_sig and mh_sig and 0 < mh_rr < math.inf and abs(math.log(mh_rr)) < 0.5 * abs(math.log(rr))
+        t["conclusion_changes"] = bool(((crude_sig != mh_sig) or flips or shrinks) and differ)
         loo, cells = t.pop("_loo"), t.pop("_cells")
-        t["driver"] = _driver(loo, cells, per_author, authors, rr) if t["conclusion_changes"] else None
-    return {"descriptors": meta, "tests": tests, "authors": authors}
+        t["driver"] = _driver(loo, cells, per_author, desc["authors"], mh_rr) if t["conclusion_changes"] else None
+    return len(pvalues)
 
 
-def _driver(loo: list[float], cells: list[np.ndarray], per_author: np.ndarray, authors: list[int], rr: float) -> dict:
-    """The annotator whose clips, left out, move the crude risk ratio most toward 1."""
-    k = (
-        int(np.argmin([abs(math.log(x)) if x > 0 else math.inf for x in loo]))
-        if rr > 1
-        else int(np.argmax([abs(math.log(x)) if x > 0 else -math.inf for x in loo]))
-    )
+def _driver(
+    loo: list[float], cells: list[np.ndarray], per_author: np.ndarray, authors: list[int], mh_rr: float
+) -> dict:
+    """The annotator whose clips, left out, bring the crude risk ratio closest to the stratified one."""
+    target = math.log(mh_rr) if 0 < mh_rr < math.inf else 0.0
+    k = int(np.argmin([abs(math.log(x) - target) if 0 < x < math.inf else math.inf for x in loo]))
     a, b, c, d = (x.astype(float) for x in cells)
     group_k, group_all = a[k] + b[k], a.sum() + b.sum()
     has_k = a[k] + c[k]
@@ -206,9 +230,7 @@ def numeric_by_group(assignments: Sequence[Assignment], grouping: str) -> dict[s
     }
 
 
-def annotator_profiles(
-    assignments: Sequence[Assignment], taxonomy: Taxonomy, meta: dict, alpha: float
-) -> dict[str, Any]:
+def annotator_profiles(assignments: Sequence[Assignment], taxonomy: Taxonomy) -> dict[str, Any]:
     """Each annotator's rate for every descriptor family against all other annotators."""
     present, _ = descriptor_matrix(assignments, taxonomy)
     authors = sorted({a.clip.author_id for a in assignments})
@@ -233,13 +255,10 @@ def annotator_profiles(
             prof["descriptors"][name] = entry
             tests.append(entry)
         profiles.append(prof)
-    for entry, q in zip(tests, benjamini_hochberg([e["p"] for e in tests]), strict=True):
-        entry["q"] = q
-        entry["significant"] = q < alpha
     return {"profiles": profiles}
 
 
-def survival_by_group(assignments: Sequence[Assignment], survival, alpha: float, min_group: int) -> dict[str, Any]:
+def survival_by_group(assignments: Sequence[Assignment], survival, min_group: int) -> dict[str, Any]:
     """Survival rate per group (Wilson CI) and a test of each group against the rest (BH across all)."""
     from cadenza.musiccaps.survival import LOST, PENDING, SURVIVED
 
@@ -284,14 +303,21 @@ def survival_by_group(assignments: Sequence[Assignment], survival, alpha: float,
                 ),
             }
             if group != UNSPECIFIED and s_in + l_in >= min_group and s_out + l_out >= min_group:
-                t = two_by_two(s_in, l_in, s_out, l_out)
-                row.update({"rate_rest": t.rate_rest, "rr": t.rr, "rr_ci": list(t.rr_ci), "p": t.p, "test": t.test})
+                # exact binomial test of the group's survival against the overall rate
+                overall = out["overall_rate"]
+                p = float(stats.binomtest(s_in, s_in + l_in, overall).pvalue) if 0 < overall < 1 else 1.0
+                row.update(
+                    {
+                        "rate_rest": s_out / (s_out + l_out),
+                        "ratio_to_overall": row["rate"] / overall if overall else 0.0,
+                        "ratio_ci": [x / overall if overall else 0.0 for x in row["ci"]],
+                        "p": p,
+                        "test": "binomial vs overall rate",
+                    }
+                )
                 rows_all.append(row)
             rows.append(row)
         out["by_grouping"][grouping] = sorted(rows, key=lambda r: -r["clips"])
-    for row, q in zip(rows_all, benjamini_hochberg([r["p"] for r in rows_all]), strict=True):
-        row["q"] = q
-        row["significant"] = q < alpha
     return out
 
 

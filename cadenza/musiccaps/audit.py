@@ -17,6 +17,7 @@ from typing import Any
 
 from cadenza.musiccaps.analysis import (
     annotator_profiles,
+    apply_fdr,
     associations,
     coverage,
     numeric_by_group,
@@ -117,11 +118,16 @@ def audit_assignments(
     }
     metrics["coverage"] = {g: coverage(assignments, taxonomy, g) for g in (*GROUPINGS, "rollup")}
     metrics["rollup"] = rollup_summary(assignments, taxonomy)
-    desc = associations(assignments, taxonomy, config.alpha, config.min_group)
+    desc = associations(assignments, taxonomy, config.min_group)
     metrics["description"] = desc
     metrics["numeric_by_group"] = {g: numeric_by_group(assignments, g) for g in GROUPINGS}
-    metrics["annotators"] = annotator_profiles(assignments, taxonomy, desc["descriptors"], config.alpha)
-    metrics["survival"] = survival_by_group(assignments, survival, config.alpha, config.min_group) if survival else None
+    metrics["annotators"] = annotator_profiles(assignments, taxonomy)
+    metrics["survival"] = survival_by_group(assignments, survival, config.min_group) if survival else None
+    metrics["tests"] = {
+        "count": apply_fdr(metrics, config.alpha),
+        "alpha": config.alpha,
+        "correction": "Benjamini-Hochberg over every test that can raise an alert",
+    }
     weights = flatten_weights(assignments, config.group_by, config.cap)
     before = weighted_shares(assignments, config.group_by, [1.0] * len(assignments))
     after = weighted_shares(assignments, config.group_by, weights)

@@ -138,7 +138,9 @@ def _association_findings(metrics: dict) -> list[dict[str, Any]]:
         mh_txt = f"annotator-stratified MH RR {ratio_text(mh['rr'])} {_rr_ci(mh['rr_ci'])}, {_q(t['q_mh'])}"
         if t["conclusion_changes"]:
             d = t["driver"]
-            if t["significant"]:
+            if t["significant"] and t["significant_mh"]:
+                head = f"{crude_txt}; once annotators are accounted for it mostly disappears ({mh_txt})."
+            elif t["significant"]:
                 head = f"{crude_txt}; but once annotators are accounted for the association does not hold ({mh_txt})."
             else:
                 head = f"{crude_txt}, not significant overall; within annotators it is ({mh_txt})."
@@ -219,18 +221,31 @@ def _survival_findings(metrics: dict) -> list[dict[str, Any]]:
         for r in rows:
             if r.get("significant"):
                 who = f"{grouping} '{_label(metrics, grouping, r['group'])}'"
+                lower = r["rate"] < s["overall_rate"]
                 out.append(
                     {
                         "kind": "survival",
-                        "severity": "alert",
+                        "severity": "alert" if lower else "info",
+                        "direction": "lower" if lower else "higher",
                         "grouping": grouping,
                         "group": r["group"],
                         "numbers": {
-                            k: r[k] for k in ("survived", "lost", "rate", "ci", "rate_rest", "rr", "rr_ci", "q")
+                            k: r[k]
+                            for k in (
+                                "survived",
+                                "lost",
+                                "rate",
+                                "ci",
+                                "rate_rest",
+                                "ratio_to_overall",
+                                "ratio_ci",
+                                "q",
+                            )
                         },
-                        "text": f"{_pct(r['rate'])} {_ci(r['ci'])} of {who} clips survived download vs "
-                        f"{_pct(r['rate_rest'])} of the rest (RR {ratio_text(r['rr'])} {_rr_ci(r['rr_ci'])}, "
-                        f"{_q(r['q'])}); lost: {r['lost_by_category'] or 'none'}.",
+                        "text": f"{_pct(r['rate'])} {_ci(r['ci'])} of {who} clips survived download, "
+                        f"{'below' if lower else 'above'} the overall {_pct(s['overall_rate'])} "
+                        f"(ratio {ratio_text(r['ratio_to_overall'])} {_rr_ci(r['ratio_ci'])}, {_q(r['q'])}); "
+                        f"lost: {r['lost_by_category'] or 'none'}.",
                     }
                 )
     return out

@@ -40,9 +40,10 @@ annotators: {profiles: [{author_id, clips, caption_words_mean, aspect_count_mean
                          descriptors: {name: {rate, rate_others, rr, rr_ci, p, q, significant}}}]}
 survival: null | {kind, source, counts: {survived, lost, pending}, overall_rate, overall_ci, lost_by_category,
                   unknown_keys, manifest, by_grouping: {grouping: [{group, clips, survived, lost, pending, rate, ci,
-                  lost_by_category, [rate_rest, rr, rr_ci, p, test, q, significant]}]}}
+                  lost_by_category, [rate_rest, ratio_to_overall, ratio_ci, p, test, q, significant]}]}}
 weights: {grouping, cap, min, max, effective_sample_size, shares_before, shares_after, file}
 findings: [{kind, severity (alert|info), text, numbers, [grouping, groups, group, author_id, direction]}]
+tests: {count, alpha, correction}
 timing_s: {analysis, total}
 """
 
@@ -220,7 +221,7 @@ def _survival_section(metrics: dict) -> str:
                 r["lost"],
                 r["pending"],
                 _pct(r["rate"]),
-                f"{r['rr']:.2f}" if "rr" in r else "",
+                f"{r['ratio_to_overall']:.2f}" if "ratio_to_overall" in r else "",
                 f"{r['q']:.2g}" if "q" in r else "",
                 r["lost_by_category"],
             ]
@@ -229,7 +230,18 @@ def _survival_section(metrics: dict) -> str:
         parts.append(
             f"<h3>{_esc(g)}</h3>"
             + _table(
-                ["group", "clips", "survived", "lost", "pending", "survival", "RR vs rest", "q", "lost by reason"], rows
+                [
+                    "group",
+                    "clips",
+                    "survived",
+                    "lost",
+                    "pending",
+                    "survival",
+                    "ratio to overall",
+                    "q",
+                    "lost by reason",
+                ],
+                rows,
             )
         )
     return "".join(parts)
