@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 
-class GroupBy(str, Enum):
+class GroupBy(StrEnum):
     region = "region"
     genre = "genre"
     instrument = "instrument"

@@ -25,7 +25,12 @@ def _png(fig) -> bytes:
 def coverage_bars(cov: dict[str, Any], title: str, colours: dict[str, str] | None = None) -> bytes:
     """Share of the clips with evidence, per group, with Wilson 95% CIs."""
     rows = [r for r in cov["rows"] if r["group"] != "unspecified"][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2), layout="constrained")
+    if not cov["specified"]:
+        fig, ax = plt.subplots(figsize=(7, 1.2))
+        ax.text(0.5, 0.5, f"{title}: no clip has evidence ({cov['clips']} unspecified)", ha="center", va="center")
+        ax.set_axis_off()
+        return _png(fig)
+    fig, ax = plt.subplots(figsize=(7, max(2.2, 0.28 * len(rows) + 1.4)), layout="constrained")
     shares = np.array([r["share_of_specified"] for r in rows]) * 100
     lo = np.maximum(shares - np.array([r["ci_of_specified"][0] for r in rows]) * 100, 0)
     hi = np.maximum(np.array([r["ci_of_specified"][1] for r in rows]) * 100 - shares, 0)
@@ -118,7 +123,7 @@ def annotator_heatmap(profiles: list[dict], descriptors: dict[str, Any]) -> byte
 
 def survival_bars(rows: list[dict], overall: float, labels: dict[str, str], grouping: str) -> bytes:
     rows = [r for r in rows if r["survived"] + r["lost"] > 0][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, max(2.2, 0.3 * len(rows) + 1.4)), layout="constrained")
     rate = np.array([r["rate"] for r in rows]) * 100
     lo = np.maximum(rate - np.array([r["ci"][0] for r in rows]) * 100, 0)
     hi = np.maximum(np.array([r["ci"][1] for r in rows]) * 100 - rate, 0)
@@ -136,7 +141,7 @@ def survival_bars(rows: list[dict], overall: float, labels: dict[str, str], grou
 def weights_bars(before: dict[str, float], after: dict[str, float], labels: dict[str, str], grouping: str) -> bytes:
     groups = sorted(before, key=lambda g: -before[g])[::-1]
     y = np.arange(len(groups))
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(groups) + 1.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, max(2.2, 0.32 * len(groups) + 1.4)), layout="constrained")
     ax.barh(y + 0.2, [before[g] * 100 for g in groups], height=0.4, color=GREY, label="unweighted")
     ax.barh(y - 0.2, [after.get(g, 0) * 100 for g in groups], height=0.4, color=NORTH, label="weighted")
     ax.set_yticks(y, [labels.get(g, g) for g in groups], fontsize=8)

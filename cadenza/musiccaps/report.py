@@ -303,7 +303,9 @@ def render_html(metrics: dict, pngs: dict[str, bytes], assignments: list[Assignm
     findings = "".join(f'<div class="alert">{_esc(f["text"])}</div>' for f in alerts) or "<p>No alerts.</p>"
     findings += "".join(f'<div class="info">{_esc(f["text"])}</div>' for f in infos)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cadenza cultural-bias audit</title>
-<style>{_CSS}</style></head><body>
+<style>{_CSS}</style>
+<script>window.addEventListener("error", function () {{
+  document.documentElement.setAttribute("data-js-error", "1"); }}, true);</script></head><body>
 <h1>Cultural-bias audit of {_esc(metrics["source"]["csv"])}</h1>
 <p class=small>{metrics["clips"]} clips; {len(alerts)} alerts (Benjamini-Hochberg, alpha {metrics["config"]["alpha"]});
 region = region of origin of the musical tradition evidenced, never the performers.</p>
@@ -319,8 +321,12 @@ File: {_esc(w["file"] or "not written")}.</p>
 {_table(["group", "unweighted", "weighted"], wrows)}
 <h2 id="evidence">Why clips were counted (random examples)</h2>{_evidence_examples(assignments)}
 <h2 id="datasheet">Datasheet (after Gebru et al., "Datasheets for Datasets")</h2>{_datasheet(metrics)}
-<script>document.body.setAttribute("data-images-ok", String(Array.from(document.images).every(
-  i => i.complete && i.naturalWidth > 0)));</script>
+<script>window.addEventListener("load", function () {{
+  var imgs = Array.from(document.images);
+  document.documentElement.setAttribute("data-images", String(imgs.length));
+  document.documentElement.setAttribute("data-images-ok", String(imgs.every(function (i) {{
+    return i.complete && i.naturalWidth > 0; }})));
+}});</script>
 </body></html>
 """
 

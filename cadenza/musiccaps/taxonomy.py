@@ -135,6 +135,8 @@ class PhraseMatcher:
 
     def find(self, text: str) -> list[Match]:
         out: list[Match] = []
+        if not self.keys:
+            return out
         pos = 0
         low = text.lower()
         if len(low) != len(text):  # a few Unicode letters lowercase to two characters
