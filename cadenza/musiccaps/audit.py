@@ -72,10 +72,10 @@ def write_assignments(path: Path, assignments: list[Assignment]) -> None:
 
 
 def load_assignments(audit_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """ytid -> its assignments.jsonl record ({"groups": {grouping: [groups]}, "rollup", "evidence", ...}).
+    """ytid -> its assignments.jsonl record: {"groups": {grouping: [groups]}, "rollup", "evidence", ...}.
 
-    For breaking model metrics down by group. A ytid with several windows keeps its first record;
-    every record is also reachable by clip key under `"by_key"` in the record's "windows" list.
+    For breaking model metrics down by group (the evaluation stage). A ytid with several windows keeps
+    its first window's record; "windows" lists the clip keys of all of them.
     """
     out: dict[str, dict[str, Any]] = {}
     path = Path(audit_dir) / "assignments.jsonl"
