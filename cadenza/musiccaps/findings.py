@@ -6,6 +6,7 @@ false discovery rate); "info" = context a reader needs (shares, survival overall
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from cadenza.musiccaps.stats import ratio_text
@@ -166,7 +167,12 @@ def _association_findings(metrics: dict) -> list[dict[str, Any]]:
                     "severity": "alert",
                     "direction": direction,
                     "numbers": numbers,
-                    "text": f"{crude_txt}: {direction} often for {who}, and it holds within annotators ({mh_txt}).",
+                    "text": f"{crude_txt}: {direction} often for {who}; "
+                    + (
+                        f"it holds within annotators ({mh_txt})."
+                        if t["significant_mh"]
+                        else f"within annotators the estimate is too uncertain to confirm or rule out ({mh_txt})."
+                    ),
                 }
             )
     out.sort(key=lambda f: (f["kind"] != "annotator_confounding", f["numbers"]["q"]))
@@ -275,6 +281,7 @@ def build_findings(metrics: dict, taxonomy: Taxonomy, config) -> list[dict[str, 
         *_annotator_findings(metrics),
         *_weights_finding(metrics),
     ]
+    _mark_headlines(found)
     order = [
         "global_south_share",
         "under_representation",
@@ -285,3 +292,26 @@ def build_findings(metrics: dict, taxonomy: Taxonomy, config) -> list[dict[str, 
     ]
     found.sort(key=lambda f: (f["severity"] != "alert", order.index(f["kind"]) if f["kind"] in order else len(order)))
     return found
+
+
+def _mark_headlines(found: list[dict[str, Any]], per_kind: int = 3) -> None:
+    """Flag the few findings a reader should see first: representation, how the cultural groupings
+    (region, roll-up) are described with text descriptors, confounding of those, lost clips, habits."""
+    cultural = ("region", "rollup")
+
+    def text_desc(f: dict) -> bool:
+        n = f.get("numbers", {})
+        return n.get("grouping") in cultural and n.get("descriptor") in ("othering", "audio_quality")
+
+    picks: list[dict] = [f for f in found if f["kind"] == "global_south_share"]
+    picks += [f for f in found if f["kind"] == "under_representation" and f["grouping"] == "region"]
+    desc = sorted(
+        (f for f in found if f["kind"] == "description" and text_desc(f)),
+        key=lambda f: -abs(math.log(f["numbers"]["rr"])) if f["numbers"]["rr"] > 0 else 0,
+    )
+    picks += desc[: 2 * per_kind]
+    picks += [f for f in found if f["kind"] == "annotator_confounding" and text_desc(f)][:per_kind]
+    picks += [f for f in found if f["kind"] == "survival" and f["severity"] == "alert"][:per_kind]
+    picks += [f for f in found if f["kind"] == "annotator_habit"][:per_kind]
+    for f in found:
+        f["headline"] = any(f is p for p in picks)

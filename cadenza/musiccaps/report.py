@@ -42,7 +42,8 @@ survival: null | {kind, source, counts: {survived, lost, pending}, overall_rate,
                   unknown_keys, manifest, by_grouping: {grouping: [{group, clips, survived, lost, pending, rate, ci,
                   lost_by_category, [rate_rest, ratio_to_overall, ratio_ci, p, test, q, significant]}]}}
 weights: {grouping, cap, min, max, effective_sample_size, shares_before, shares_after, file}
-findings: [{kind, severity (alert|info), text, numbers, [grouping, groups, group, author_id, direction]}]
+findings: [{kind, severity (alert|info), headline (bool), text, numbers,
+            [grouping, groups, group, author_id, direction]}]
 tests: {count, alpha, correction}
 timing_s: {analysis, total}
 """
@@ -300,8 +301,13 @@ def render_html(metrics: dict, pngs: dict[str, bytes], assignments: list[Assignm
     )
     w = metrics["weights"]
     wrows = [[g, _pct(w["shares_before"][g]), _pct(w["shares_after"].get(g, 0))] for g in w["shares_before"]]
-    findings = "".join(f'<div class="alert">{_esc(f["text"])}</div>' for f in alerts) or "<p>No alerts.</p>"
-    findings += "".join(f'<div class="info">{_esc(f["text"])}</div>' for f in infos)
+    heads = [f for f in metrics["findings"] if f.get("headline")]
+    findings = "<h3>Headlines</h3>" + (
+        "".join(f'<div class="{f["severity"]}">{_esc(f["text"])}</div>' for f in heads) or "<p>No alerts.</p>"
+    )
+    findings += f"<h3>All {len(alerts)} alerts</h3>"
+    findings += "".join(f'<div class="alert">{_esc(f["text"])}</div>' for f in alerts) or "<p>No alerts.</p>"
+    findings += "<h3>Context</h3>" + "".join(f'<div class="info">{_esc(f["text"])}</div>' for f in infos)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cadenza cultural-bias audit</title>
 <style>{_CSS}</style>
 <script>window.addEventListener("error", function () {{
@@ -339,12 +345,11 @@ def render_md(metrics: dict) -> str:
         "",
         f"{metrics['clips']} clips, {len(alerts)} alerts. Full report: report.html; figures: metrics.json.",
         "",
-        "## Alerts",
+        "## Headlines",
         "",
     ]
-    lines += [f"- {f['text']}" for f in alerts[:25]] or ["- none"]
-    if len(alerts) > 25:
-        lines.append(f"- ... and {len(alerts) - 25} more in report.html")
+    lines += [f"- {f['text']}" for f in metrics["findings"] if f.get("headline")] or ["- no alerts"]
+    lines += ["", f"{len(alerts)} alerts in all: see report.html, or `findings` in metrics.json."]
     lines += ["", "## Context", ""] + [f"- {f['text']}" for f in infos]
     return "\n".join(lines) + "\n"
 
