@@ -73,14 +73,12 @@ def test_report_loads_without_errors_and_every_image_decodes(report):
 def test_screenshot_shows_the_plots(report):
     tmp, html = report
     shot = tmp / "shot.png"
-    proc = _chromium(tmp, "--hide-scrollbars", "--window-size=1100,5000", f"--screenshot={shot}", html.as_uri())
+    proc = _chromium(tmp, "--hide-scrollbars", "--window-size=1000,3500", f"--screenshot={shot}", html.as_uri())
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    assert pixels.shape[0] >= 4000 and pixels.std() > 20  # not a blank page
+    assert pixels.shape[0] >= 3000 and pixels.std() > 20  # not a blank page
     # the coverage bars are drawn in the plots' blue: many pixels of it can only come from rendered plots
     target = np.array([int(NORTH[i : i + 2], 16) for i in (1, 3, 5)])
     bar_pixels = int((np.abs(pixels - target).sum(axis=2) < 12).sum())
-    assert bar_pixels > 5000, bar_pixels
-    # and images occupy rows below the findings with many colours (anti-aliased text, bars, heatmaps)
-    colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
-    assert colours > 500, colours
+    # measured: ~37000 such pixels with the plots, ~2000 without them (the info boxes' borders)
+    assert bar_pixels > 8000, bar_pixels
