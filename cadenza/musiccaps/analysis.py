@@ -34,7 +34,7 @@ def _coverage_table(subset: Sequence[Assignment], taxonomy: Taxonomy, grouping: 
     rows = []
     for g in all_groups(taxonomy, grouping):
         k = counts.get(g, 0)
-        row = {
+        row: dict[str, Any] = {
             "group": g,
             "label": taxonomy.group_label(grouping, g),
             "count": k,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -102,7 +103,7 @@ class PhraseMatcher:
     spaces, hyphens and apostrophes only) and the longest known term wins.
     """
 
-    def __init__(self, terms: list[str], negations: list[str] = ()):
+    def __init__(self, terms: list[str], negations: Sequence[str] = ()):
         self.keys: set[str] = set()
         self.prefixes: set[str] = set()  # joined first words of multi-word terms: when to keep extending
         self.max_words = 1
@@ -304,13 +305,13 @@ class Taxonomy:
             starts.append(starts[-1] + len(a) + len(_ASPECT_SEP))
         for m in self._lexicon_matcher.find(aspects_text):
             idx = bisect.bisect_right(starts, m.start) - 1
-            for grouping, groups in self.lexicon[m.key].items():
-                evidence.extend(Evidence(grouping, g, "aspect", m.text, aspect=idx) for g in groups)
+            for grouping, targets in self.lexicon[m.key].items():
+                evidence.extend(Evidence(grouping, g, "aspect", m.text, aspect=idx) for g in targets)
         for m in self._lexicon_matcher.find(clip.caption):
             if m.key in self.aspect_only:
                 continue
-            for grouping, groups in self.lexicon[m.key].items():
-                evidence.extend(Evidence(grouping, g, "caption", m.text, span=(m.start, m.end)) for g in groups)
+            for grouping, targets in self.lexicon[m.key].items():
+                evidence.extend(Evidence(grouping, g, "caption", m.text, span=(m.start, m.end)) for g in targets)
         groups: dict[str, list[str]] = {}
         for grouping in GROUPINGS:
             found = sorted({e.group for e in evidence if e.grouping == grouping})

@@ -52,11 +52,11 @@ def flatten_weights(assignments: Sequence[Assignment], grouping: str, cap: float
 def weighted_shares(assignments: Sequence[Assignment], grouping: str, weights: Sequence[float]) -> dict[str, float]:
     """Share of sampling mass per group (a clip counts toward each of its groups)."""
     total = sum(weights)
-    out: Counter[str] = Counter()
+    out: dict[str, float] = {}
     for a, w in zip(assignments, weights, strict=True):
         for g in a.groups[grouping]:
-            out[g] += w
-    return {g: v / total for g, v in out.most_common()} if total else {}
+            out[g] = out.get(g, 0.0) + w
+    return {g: v / total for g, v in sorted(out.items(), key=lambda kv: -kv[1])} if total else {}
 
 
 def weights_by_ytid(assignments: Sequence[Assignment], weights: Sequence[float]) -> dict[str, float]:
