@@ -199,9 +199,18 @@ def _annotator_section(metrics: dict) -> str:
         ]
         for p in metrics["annotators"]["profiles"]
     ]
+    by_annotator = metrics["coverage"]["rollup"]["by_annotator"]
+    order = ("global_north", "global_south", "mixed", "unspecified")
+    seen = []
+    for author, table in by_annotator.items():
+        shares = {r["group"]: r["share"] for r in table["rows"]}
+        seen.append([author, table["clips"], *(_pct(shares.get(g, 0.0)) for g in order)])
     return (
         _table(["annotator", "clips", "words/caption", "aspects", *names], rows)
         + "<p class=small>* differs from the other annotators (BH q&lt;alpha).</p>"
+        + "<h3>What each annotator captioned (region roll-up)</h3>"
+        + _table(["annotator", "clips", "Global North", "Global South", "both", "unspecified"], seen)
+        + "<p class=small>Per-annotator coverage of every grouping is in metrics.json (coverage.*.by_annotator).</p>"
     )
 
 
