@@ -75,3 +75,46 @@ def test_cli_help_explains():
     assert result.exit_code == 0
     for word in ("--ingest", "--available", "--group-by", "--weights-out", "Mantel-Haenszel"):
         assert word in result.output
+
+
+def test_cli_audit_reads_an_ingest_dir(tmp_path):
+    from audit_synth import generate, write_csv, write_taxonomy
+
+    from cadenza.musiccaps.schema import clip_key
+    from cadenza.shards import (
+        FailureRecord,
+        failures_jsonl,
+        shard_name,
+        write_bytes_atomic,
+        write_json_atomic,
+        write_shard,
+    )
+
+    rows, _ = generate(120, seed=3)
+    keys = [clip_key(r["ytid"], 30, 40) for r in rows]
+    ingest = tmp_path / "ingest"
+    write_shard(str(ingest / "shards" / shard_name("audio", 0)), [{"__key__": k, "txt": "x"} for k in keys[:80]], {})
+    fails = [FailureRecord(k, "fetch", "not_found", "video unavailable", ytid=k[:11]) for k in keys[80:110]]
+    write_bytes_atomic(str(ingest / "failures" / "fetch.jsonl"), failures_jsonl(fails))
+    write_json_atomic(str(ingest / "manifest.json"), {"kind": "audio", "clips_written": 80})
+    out = tmp_path / "audit"
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--csv",
+            str(write_csv(tmp_path / "s.csv", rows)),
+            "--out",
+            str(out),
+            "--ingest",
+            str(ingest),
+            "--taxonomy",
+            str(write_taxonomy(tmp_path / "t.yaml")),
+            "--no-plots",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    survival = json.loads((out / "metrics.json").read_text())["survival"]
+    assert survival["counts"] == {"survived": 80, "lost": 30, "pending": 10}
+    assert survival["lost_by_category"] == {"not_found": 30} and survival["manifest"]["clips_written"] == 80
+    assert survival["overall_rate"] == 80 / 110
