@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,16 @@ _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:12px}
-td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}td.n{text-align:right}
+th{background:#f3f3f3}
 .alert{border-left:4px solid #d1793b;padding:.3em .6em;margin:.4em 0;background:#fff7f0}
 .info{border-left:4px solid #3b6ea5;padding:.3em .6em;margin:.4em 0;background:#f3f7fc}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#555}
 code{background:#f3f3f3;padding:0 3px}.small{font-size:12px;color:#555}
 """
+
+
+_NUMERIC = re.compile(r"[-+\d.,%*\[\] e]+")  # cells shown right-aligned
 
 
 def _esc(x: Any) -> str:
@@ -71,7 +75,10 @@ def _pct(x: float) -> str:
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=n' if _NUMERIC.fullmatch(str(c)) else ''}>{_esc(c)}</td>" for c in r) + "</tr>"
+        for r in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
