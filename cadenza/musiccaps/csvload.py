@@ -170,14 +170,9 @@ def parse_musiccaps(text: str, source: str = "<text>") -> ValidationResult:
         if len(fields) != len(header):
             ytid = fields[index["ytid"]] if len(fields) > index["ytid"] else ""
             result.rejects.append(
-                Reject(
-                    row,
-                    line,
-                    "<row>",
-                    _clip(",".join(fields)),
-                    f"wrong number of fields: {len(fields)}, expected {len(header)} (truncated or broken row)",
-                    ytid=_clip(ytid, 40),
-                )
+                Reject(row, line, "<row>", _clip(",".join(fields)),
+                       f"wrong number of fields: {len(fields)}, expected {len(header)} (truncated or broken row)",
+                       ytid=_clip(ytid, 40))
             )
             continue
         values = {name: fields[i] for name, i in index.items()}
@@ -191,9 +186,8 @@ def parse_musiccaps(text: str, source: str = "<text>") -> ValidationResult:
         key = clip_key(clip.ytid, clip.start_s, clip.end_s)
         if key in seen:
             result.rejects.append(
-                Reject(
-                    row, line, "ytid", clip.ytid, f"duplicate: same ytid and window as row {seen[key]}", ytid=clip.ytid
-                )
+                Reject(row, line, "ytid", clip.ytid, f"duplicate: same ytid and window as row {seen[key]}",
+                       ytid=clip.ytid)
             )
             continue
         seen[key] = row

@@ -141,7 +141,8 @@ class ValidationResult:
                     "labels_not_in_ontology": sorted(set(labels) - set(known)),
                     "blacklisted_labels_used": sorted(m for m in labels if m in ontology.blacklisted),
                     "top_labels": [
-                        {"mid": m, "name": ontology.names.get(m, "?"), "clips": n} for m, n in labels.most_common(15)
+                        {"mid": m, "name": ontology.names.get(m, "?"), "clips": n}
+                        for m, n in labels.most_common(15)
                     ],
                 }
             )

@@ -9,10 +9,12 @@ from cadenza.musiccaps.csvload import parse_aspect_list
 from cadenza.musiccaps.schema import ClipRecord
 from cadenza.sources import SourceError
 
-HEADER = "ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,is_audioset_eval"
+HEADER = (
+    "ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,is_audioset_eval"
+)
 GOOD = [
     "-0Gj8-vB1q4,30,40,\"/m/0140xf,/m/04rlf\",\"['low quality', 'sad']\",A sad ballad.,4,False,True",
-    '-0SdAVK79lg,30,40,/m/0155w,"[""children\'s song"", \'guitar\']",A guitar song.,0,True,False',
+    "-0SdAVK79lg,30,40,/m/0155w,\"[\"\"children's song\"\", 'guitar']\",A guitar song.,0,True,False",
     "abcdefghijk,0,10,,[],Just noise.,9,false,false",
 ]
 
@@ -39,12 +41,8 @@ def test_planted_bad_rows_each_rejected_with_reason():
         ("bad!ytid", "bad!ytid,0,10,,['a'],cap,1,False,False", "ytid", "not a YouTube id"),
         ("start>=end", "aaaaaaaaaaa,40,30,,['a'],cap,1,False,False", "end_s", "window is empty"),
         ("unparsable aspects", "bbbbbbbbbbb,0,10,,\"['a', b]\",cap,1,False,False", "aspect_list", "unparsable"),
-        (
-            "code in aspects",
-            "ccccccccccc,0,10,,\"__import__('os').system('x')\",cap,1,False,False",
-            "aspect_list",
-            "unparsable",
-        ),
+        ("code in aspects", "ccccccccccc,0,10,,\"__import__('os').system('x')\",cap,1,False,False",
+         "aspect_list", "unparsable"),
         ("missing caption", "ddddddddddd,0,10,,['a'],,1,False,False", "caption", "missing caption"),
         ("duplicate", GOOD[0], "ytid", "duplicate: same ytid and window as row 1"),
         ("non-boolean", "eeeeeeeeeee,0,10,,['a'],cap,1,maybe,False", "is_balanced_subset", "not a boolean"),
