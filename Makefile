@@ -22,7 +22,18 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/cadenza demo
 
-test: setup
+# Debian's chromium for the report's headless-browser test; installed only when missing and
+# apt-get is usable as root, otherwise the test skips and says why.
+.PHONY: chromium
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+		echo "chromium could not be installed: the report's browser test will skip"; \
+	else echo "no chromium and no root apt-get: the report's browser test will skip"; fi
+
+test: setup chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

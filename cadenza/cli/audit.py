@@ -1,9 +1,86 @@
-"""`cadenza audit`: registered by the stage that owns it."""
+"""`cadenza audit`: cultural-bias audit of a MusicCaps copy (library: cadenza.musiccaps.audit)."""
 
 from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
 
 import typer
 
 
+class GroupBy(StrEnum):
+    region = "region"
+    genre = "genre"
+    instrument = "instrument"
+    language = "language"
+    vocal_gender = "vocal_gender"
+
+
+def audit(
+    csv: str = typer.Option(..., "--csv", help="MusicCaps CSV: a local path or an http(s) URL (downloaded once)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output dir: metrics.json, report.html, report.md, *.png, assignments.jsonl."
+    ),
+    ontology: str | None = typer.Option(
+        None, help="AudioSet ontology.json (path or URL). Without it AudioSet labels are not used as evidence."
+    ),
+    ingest: str | None = typer.Option(
+        None, help="Ingest output dir: clips in completed shards survived, FailureRecords were lost."
+    ),
+    available: Path | None = typer.Option(
+        None, help="Instead of --ingest: a file of available ytids (one per line, or a JSON list)."
+    ),
+    group_by: GroupBy = typer.Option(GroupBy.region, "--group-by", help="Grouping the rebalancing weights flatten."),
+    weights_out: Path | None = typer.Option(
+        None, "--weights-out", help="Write per-ytid sampling weights here (.json, or .parquet) for the trainer."
+    ),
+    cap: float = typer.Option(5.0, min=1.0, help="No clip is sampled more than CAP x its unweighted rate."),
+    taxonomy: Path | None = typer.Option(None, help="Taxonomy YAML to use instead of the packaged one."),
+    alpha: float = typer.Option(0.05, min=0.0001, max=0.5, help="False discovery rate (Benjamini-Hochberg)."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots (the HTML then has none)."),
+) -> None:
+    """Audit who is represented in MusicCaps, how they are described, and what got lost.
+
+    Assigns every clip to cultural groups (region of origin of the tradition with a Global North / South
+    roll-up, genre, instrument family, language, voice) from AudioSet labels and the words of its aspect
+    list and caption, keeping the evidence. Reports coverage with 95% CIs overall, by split and by annotator;
+    descriptor rates per group (audio-quality and othering words, voice mentions, caption length) with risk
+    and odds ratios, tests and Benjamini-Hochberg correction, beside annotator-stratified Mantel-Haenszel
+    estimates; download survival per group; and rebalancing weights. Findings come first in report.html.
+    """
+    from cadenza.musiccaps.audit import AuditConfig, run_audit
+    from cadenza.musiccaps.taxonomy import TaxonomyError
+    from cadenza.sources import SourceError
+
+    if ingest and available:
+        raise typer.BadParameter("give either --ingest or --available, not both")
+    config = AuditConfig(
+        csv=csv,
+        out=str(out),
+        ontology=ontology,
+        ingest=ingest,
+        available=str(available) if available else None,
+        group_by=group_by.value,
+        weights_out=str(weights_out) if weights_out else None,
+        cap=cap,
+        taxonomy=str(taxonomy) if taxonomy else None,
+        alpha=alpha,
+        plots=not no_plots,
+    )
+    try:
+        metrics = run_audit(config)
+    except TaxonomyError as exc:
+        raise SourceError(str(exc)) from exc
+    alerts = [f for f in metrics["findings"] if f["severity"] == "alert"]
+    typer.echo(f"audited {metrics['clips']} clips in {metrics['timing_s']['total']:.1f} s: {len(alerts)} alerts")
+    for f in alerts[:5]:
+        typer.echo(f"- {f['text']}")
+    if len(alerts) > 5:
+        typer.echo(f"... {len(alerts) - 5} more in {out / 'report.html'}")
+    typer.echo(f"report: {out / 'report.html'}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app (filled in by the stage's implementation)."""
+    # rich help re-wraps each paragraph, so unwrap the docstring's hard line breaks first
+    paragraphs = [" ".join(p.split()) for p in (audit.__doc__ or "").split("\n\n")]
+    app.command("audit", help="\n\n".join(paragraphs))(audit)

@@ -1,0 +1,120 @@
+"""`cadenza audit` end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from audit_synth import write_dataset
+from typer.testing import CliRunner
+
+from cadenza.cli import app
+from cadenza.musiccaps.weights import load_weights
+from cadenza.sources import SourceError
+
+runner = CliRunner()
+
+
+def test_cli_audit_writes_every_output(tmp_path):
+    data = write_dataset(tmp_path, planted=True, n=400)
+    out = tmp_path / "audit"
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--csv",
+            str(data["csv"]),
+            "--out",
+            str(out),
+            "--available",
+            str(data["available"]),
+            "--taxonomy",
+            str(data["taxonomy"]),
+            "--group-by",
+            "region",
+            "--weights-out",
+            str(tmp_path / "w.parquet"),
+            "--cap",
+            "3",
+            "--no-plots",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "audited 400 clips" in result.output and "alerts" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["cap"] == 3.0 and metrics["source"]["survival_source"]["kind"] == "available"
+    assert metrics["survival"]["counts"]["pending"] == 0
+    assert len((out / "assignments.jsonl").read_text().splitlines()) == 400
+    weights = load_weights(tmp_path / "w.parquet")
+    assert len(weights) == 400 and max(weights.values()) <= 3.0
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+
+
+def test_cli_refuses_two_survival_sources_and_reports_missing_files(tmp_path):
+    data = write_dataset(tmp_path, planted=False, n=50)
+    both = runner.invoke(
+        app,
+        [
+            "audit",
+            "--csv",
+            str(data["csv"]),
+            "--out",
+            str(tmp_path / "o"),
+            "--ingest",
+            str(tmp_path),
+            "--available",
+            str(data["available"]),
+        ],
+    )
+    assert both.exit_code == 2 and "either --ingest or --available" in both.output
+    missing = runner.invoke(app, ["audit", "--csv", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")])
+    assert isinstance(missing.exception, SourceError) and "no such file" in str(missing.exception)
+
+
+def test_cli_help_explains():
+    result = runner.invoke(app, ["audit", "--help"])
+    assert result.exit_code == 0
+    for word in ("--ingest", "--available", "--group-by", "--weights-out", "Mantel-Haenszel"):
+        assert word in result.output
+
+
+def test_cli_audit_reads_an_ingest_dir(tmp_path):
+    from audit_synth import generate, write_csv, write_taxonomy
+
+    from cadenza.musiccaps.schema import clip_key
+    from cadenza.shards import (
+        FailureRecord,
+        failures_jsonl,
+        shard_name,
+        write_bytes_atomic,
+        write_json_atomic,
+        write_shard,
+    )
+
+    rows, _ = generate(120, seed=3)
+    keys = [clip_key(r["ytid"], 30, 40) for r in rows]
+    ingest = tmp_path / "ingest"
+    write_shard(str(ingest / "shards" / shard_name("audio", 0)), [{"__key__": k, "txt": "x"} for k in keys[:80]], {})
+    fails = [FailureRecord(k, "fetch", "not_found", "video unavailable", ytid=k[:11]) for k in keys[80:110]]
+    write_bytes_atomic(str(ingest / "failures" / "fetch.jsonl"), failures_jsonl(fails))
+    write_json_atomic(str(ingest / "manifest.json"), {"kind": "audio", "clips_written": 80})
+    out = tmp_path / "audit"
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--csv",
+            str(write_csv(tmp_path / "s.csv", rows)),
+            "--out",
+            str(out),
+            "--ingest",
+            str(ingest),
+            "--taxonomy",
+            str(write_taxonomy(tmp_path / "t.yaml")),
+            "--no-plots",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    survival = json.loads((out / "metrics.json").read_text())["survival"]
+    assert survival["counts"] == {"survived": 80, "lost": 30, "pending": 10}
+    assert survival["lost_by_category"] == {"not_found": 30} and survival["manifest"]["clips_written"] == 80
+    assert survival["overall_rate"] == 80 / 110

@@ -1,0 +1,89 @@
+"""The audit on the real MusicCaps CSV (skips when ../shared/data is absent)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+
+from cadenza.musiccaps.audit import AuditConfig, load_assignments, run_audit
+from cadenza.musiccaps.csvload import load_musiccaps
+from cadenza.musiccaps.ontology import load_ontology
+from cadenza.musiccaps.taxonomy import GROUPINGS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def real_audit(tmp_path_factory):
+    from conftest import MUSICCAPS_CSV, ONTOLOGY_JSON
+
+    if not (MUSICCAPS_CSV.is_file() and ONTOLOGY_JSON.is_file()):
+        pytest.skip("real MusicCaps CSV / AudioSet ontology not present")
+    out = tmp_path_factory.mktemp("real-audit")
+    metrics = run_audit(
+        AuditConfig(
+            csv=str(MUSICCAPS_CSV),
+            out=str(out / "audit"),
+            ontology=str(ONTOLOGY_JSON),
+            weights_out=str(out / "weights.json"),
+        )
+    )
+    return metrics, out / "audit"
+
+
+def test_report_builds(real_audit):
+    metrics, out = real_audit
+    for name in ("metrics.json", "report.html", "report.md", "assignments.jsonl", "coverage_region.png", "rollup.png"):
+        assert (out / name).stat().st_size > 0, name
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["clips"] == 5521 and on_disk["source"]["labels_used"] is True
+    html = (out / "report.html").read_text()
+    assert html.index('id="findings"') < html.index('id="plots"') < html.index('id="datasheet"')
+    assert html.count("data:image/png;base64,") >= 8 and "<img" in html and 'src="http' not in html
+    assert any(f["kind"] == "global_south_share" for f in metrics["findings"])
+
+
+def test_every_clip_is_accounted_for_in_every_grouping(real_audit, musiccaps_csv):
+    metrics, out = real_audit
+    n = len(load_musiccaps(musiccaps_csv).clips)
+    for grouping in (*GROUPINGS, "rollup"):
+        cov = metrics["coverage"][grouping]
+        assert cov["clips"] == cov["accounted"] == n, grouping
+        assert cov["by_split"]["audioset_eval"]["clips"] + cov["by_split"]["audioset_train"]["clips"] == n
+        assert sum(t["clips"] for t in cov["by_annotator"].values()) == n
+    records = [json.loads(line) for line in (out / "assignments.jsonl").read_text().splitlines()]
+    assert len(records) == n and len({r["key"] for r in records}) == n
+    for r in records:
+        assert all(r["groups"][g] for g in GROUPINGS)
+        if r["groups"]["region"] == ["unspecified"]:
+            assert r["rollup"] == "unspecified"
+    assert len(load_assignments(out)) == len({r["ytid"] for r in records})
+
+
+def test_evidence_is_what_the_caption_says(real_audit, musiccaps_csv, ontology_json):
+    _, out = real_audit
+    clips = {c.key: c for c in load_musiccaps(musiccaps_csv).clips}
+    onto = load_ontology(ontology_json)
+    records = [json.loads(line) for line in (out / "assignments.jsonl").read_text().splitlines()]
+    sample = random.Random(5).sample([r for r in records if r["evidence"]], 200)
+    for r in sample:
+        clip = clips[r["key"]]
+        for ev in r["evidence"]:
+            assert ev["group"] in r["groups"][ev["grouping"]]
+            if ev["source"] == "caption":
+                s, e = ev["span"]
+                assert clip.caption[s:e] == ev["text"]
+                # a whole word or phrase: no letters glued on either side
+                assert not (s > 0 and clip.caption[s - 1].isalnum()) and not (
+                    e < len(clip.caption) and clip.caption[e].isalnum()
+                )
+            elif ev["source"] == "aspect":
+                aspect = clip.aspect_list[ev["aspect"]]
+                assert re.search(r"(?<!\w)" + re.escape(ev["text"]) + r"(?!\w)", aspect, re.IGNORECASE), (aspect, ev)
+            else:
+                assert ev["text"] in {onto.name(m) for m in clip.audioset_labels}
+    first = next(r for r in records if r["ytid"] == "-0Gj8-vB1q4")  # "low quality ... soft female vocal"
+    assert first["groups"]["vocal_gender"] == ["female"] and "audio_quality" in first["descriptors"]
