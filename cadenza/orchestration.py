@@ -159,8 +159,7 @@ def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_d
           weights_out: str | None = None) -> dict[str, Any]:
     mod = _entry("audit")
     config = _config("audit", mod.AuditConfig, {
-        "csv": csv, "ontology": ontology, "out_dir": audit_dir, "audio_dir": audio_dir,
-        "weights_out": weights_out})
+        "csv": csv, "ontology": ontology, "out": audit_dir, "ingest": audio_dir, "weights_out": weights_out})
     with running("audit"):
         metrics = _as_dict(mod.run_audit(config))
     return {"dir": audit_dir, "report_html": f"{audit_dir}/report.html", "metrics": f"{audit_dir}/metrics.json",

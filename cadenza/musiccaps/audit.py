@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cadenza.config import from_dict_strict
 from cadenza.musiccaps.analysis import (
     annotator_profiles,
     apply_fdr,
@@ -59,8 +60,7 @@ class AuditConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AuditConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return from_dict_strict(cls, d)
 
 
 def write_assignments(path: Path, assignments: list[Assignment]) -> None:

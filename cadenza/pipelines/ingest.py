@@ -15,11 +15,12 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cadenza import shards
+from cadenza.config import from_dict_strict
 from cadenza.musiccaps.schema import ClipRecord, Reject
 from cadenza.pipelines.clipjob import ClipJobConfig
 from cadenza.pipelines.fetch import DEFAULT_URL_TEMPLATE, FetchOptions, validate_template
@@ -54,10 +55,7 @@ class IngestConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IngestConfig:
-        names = {f.name for f in fields(cls)}
-        if unknown := sorted(set(d) - names):
-            raise ValueError(f"IngestConfig: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**d)
+        return from_dict_strict(cls, d)
 
     def validate(self) -> None:
         validate_template(self.source_url_template)
