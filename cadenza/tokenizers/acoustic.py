@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,9 @@ class EncodecTokenizer:
             if len(self._traced) >= 8:
                 self._traced.pop(next(iter(self._traced)))
             example = torch.zeros(1, 1, length)
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                # shape checks baked in as constants are exactly what a per-length trace wants
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(self._fast, example, check_trace=False)
                 self._traced[length] = torch.jit.freeze(traced.eval())
         return self._traced[length]
@@ -315,14 +318,21 @@ def build_random_codec(
     from transformers import EncodecModel
 
     config = encodec_config(name, small=small)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = EncodecModel(config).eval()
     if not calibration:
         calibration = synthetic_calibration_audio(config.sampling_rate, seed=seed)
     bandwidth = bandwidth if bandwidth is not None else codec_spec(name).default_bandwidth
-    num_codebooks = model.quantizer.get_num_quantizers_for_bandwidth(bandwidth)
-    init_codebooks_kmeans(model, calibration, num_codebooks=num_codebooks, seed=seed)
+    # one thread: float sums (conv, matmul) vary with the thread count and k-means amplifies the difference,
+    # so the same seed must give the same codec whatever the caller's torch threads
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = EncodecModel(config).eval()
+        num_codebooks = model.quantizer.get_num_quantizers_for_bandwidth(bandwidth)
+        init_codebooks_kmeans(model, calibration, num_codebooks=num_codebooks, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
     return model
 
 
