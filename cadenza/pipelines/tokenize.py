@@ -189,11 +189,19 @@ def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, 
     if config.text != "none":
         from cadenza.tokenizers.text import load_text
 
-        text = load_text(config.text).describe()
-    return {
-        "semantic": semantic.describe(), "acoustic": acoustic.describe(), "text": text,
-        "kmeans_path": kmeans_path, "codec_weights": weights,
+        text = load_text(config.text)
+    plan = {
+        "semantic": semantic.describe(), "acoustic": acoustic.describe(), "text": text and text.describe(),
+        "kmeans_path": kmeans_path, "codec_weights": weights, "torch_threads": config.torch_threads,
+        "optimize": config.optimize,
     }
+    from cadenza.pipelines import tokenize_dofns
+
+    cached = {tokenize_dofns.semantic_key(plan): semantic, tokenize_dofns.acoustic_key(plan): acoustic}
+    if text is not None:
+        cached[tokenize_dofns.text_key(plan)] = text
+    tokenize_dofns._LOADED.update(cached)
+    return plan
 
 
 def _load_saved_codec(config: TokenizeConfig, codec_dir: str):
@@ -278,7 +286,7 @@ def _run_beam(config, tokenizers, pending, sources, beam_args) -> None:
 
     from cadenza.pipelines.tokenize_dofns import COUNT, ReadAudioShard, TokenizeBundle, WriteTokenShard
 
-    plan = {**tokenizers, "torch_threads": config.torch_threads, "optimize": config.optimize}
+    plan = tokenizers
     options = PipelineOptions(beam_args)
     if "runner" not in options.get_all_options(drop_default=True):
         options = PipelineOptions(["--runner=DirectRunner", *beam_args])

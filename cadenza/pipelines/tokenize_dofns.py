@@ -21,6 +21,30 @@ from cadenza.tokenizers.base import TokenizerMismatchError
 
 COUNT = "count"
 
+# Tokenizers loaded in this process, so an in-process runner's workers reuse what the launcher loaded
+# (models are only read during inference). Keys name everything that decides the weights.
+_LOADED: dict[tuple, Any] = {}
+
+
+def cached(key: tuple, load):
+    if key not in _LOADED:
+        _LOADED[key] = load()
+    return _LOADED[key]
+
+
+def semantic_key(plan: dict[str, Any]) -> tuple:
+    return ("semantic", plan["kmeans_path"], plan["semantic"]["fingerprint"])
+
+
+def acoustic_key(plan: dict[str, Any]) -> tuple:
+    desc = plan["acoustic"]
+    return ("acoustic", desc["name"], str(plan["codec_weights"]), desc["bandwidth"], plan["optimize"],
+            desc["fingerprint"])
+
+
+def text_key(plan: dict[str, Any]) -> tuple:
+    return ("text", plan["text"]["name"], plan["text"]["fingerprint"])
+
 
 def npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -75,15 +99,16 @@ class TokenizeBundle(beam.DoFn):
         from cadenza.tokenizers.semantic import load_semantic
 
         torch.set_num_threads(self.plan["torch_threads"])
-        self.semantic = load_semantic(self.plan["kmeans_path"])
-        acoustic_desc = self.plan["acoustic"]
-        self.acoustic = load_acoustic(acoustic_desc["name"], weights=self.plan["codec_weights"],
-                                      bandwidth=acoustic_desc["bandwidth"], optimize=self.plan["optimize"])
+        plan = self.plan
+        self.semantic = cached(semantic_key(plan), lambda: load_semantic(plan["kmeans_path"]))
+        desc = plan["acoustic"]
+        self.acoustic = cached(acoustic_key(plan), lambda: load_acoustic(
+            desc["name"], weights=plan["codec_weights"], bandwidth=desc["bandwidth"], optimize=plan["optimize"]))
         self.text = None
-        if self.plan["text"]:
+        if plan["text"]:
             from cadenza.tokenizers.text import load_text
 
-            self.text = load_text(self.plan["text"]["name"])
+            self.text = cached(text_key(plan), lambda: load_text(plan["text"]["name"]))
         for kind, tok in (("semantic", self.semantic), ("acoustic", self.acoustic), ("text", self.text)):
             if tok is not None and tok.fingerprint() != self.plan[kind]["fingerprint"]:
                 raise TokenizerMismatchError(f"worker loaded a different {kind} tokenizer than the launcher fixed")
