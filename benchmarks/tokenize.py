@@ -41,10 +41,15 @@ def music_like(sr: int, seconds: float, seed: int) -> np.ndarray:
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
-def timed(fn, *args):
-    start = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - start
+class Clock:
+    """Wall seconds and this process's CPU seconds (the latter barely moves when other jobs share the cores)."""
+
+    def __enter__(self):
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall0, time.process_time() - self.cpu0
 
 
 def encode_variants(clips24: list[np.ndarray], tok, use_compile: bool) -> list[dict]:
@@ -88,7 +93,9 @@ def encode_variants(clips24: list[np.ndarray], tok, use_compile: bool) -> list[d
         try:
             with torch.inference_mode():  # warm-up: traces/compiles for this shape, excluded from timing
                 fn(torch.from_numpy(np.stack(clips24[:batch]))[:, None])
-            codes, wall = timed(run, fn, batch)
+            with Clock() as clock:
+                codes = run(fn, batch)
+            wall = clock.wall
         except Exception as exc:  # noqa: BLE001 (a variant that cannot run here is reported, not fatal)
             error = f"{type(exc).__name__}: {exc}"[:200]
             rows.append({"variant": name, "batch": batch, "threads": threads, "error": error})
@@ -96,8 +103,9 @@ def encode_variants(clips24: list[np.ndarray], tok, use_compile: bool) -> list[d
         if baseline is None:
             baseline = (codes, wall)
         changed = float(np.mean([(a != b).float().mean().item() for a, b in zip(codes, baseline[0], strict=True)]))
-        rows.append({"variant": name, "batch": batch, "threads": threads, "x_realtime": seconds / wall,
-                     "speedup": baseline[1] / wall, "codes_changed": changed})
+        rows.append({"variant": name, "batch": batch, "threads": threads, "x_realtime": round(seconds / wall, 2),
+                     "speedup": round(baseline[1] / wall, 2), "cpu_s_per_audio_s": round(clock.cpu / seconds, 4),
+                     "codes_changed": round(changed, 5)})
     torch.set_num_threads(1)
     return rows
 
@@ -132,21 +140,32 @@ def pipeline_vs_raw(n_clips: int, seconds: float, codec_dir: str, tmp: Path) -> 
                 audio, sr = sf.read(io.BytesIO(sample["flac"]), dtype="float32")
                 tok.encode_one(librosa.resample(audio, orig_sr=sr, target_sr=24_000))
 
-    _, raw_wall = timed(raw_loop)
+    with Clock() as raw:
+        raw_loop()
+    raw_wall = raw.wall
     results = {"clips": n_clips, "audio_seconds": audio_seconds, "raw_encode_loop_s": raw_wall,
-               "raw_x_realtime": audio_seconds / raw_wall}
+               "raw_cpu_s": raw.cpu, "raw_x_realtime": audio_seconds / raw_wall,
+               "raw_x_realtime_per_cpu_s": audio_seconds / raw.cpu}
     for label, text, args in [("pipeline_acoustic_only", "none", []), ("pipeline_full", "minilm", []),
                               ("pipeline_full_2workers", "minilm",
                                ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])]:
         cfg = TokenizeConfig(shards=audio_dir, out=str(tmp / label), codec_weights=codec_dir, kmeans=kmeans,
                              text=text, progress=False, torch_threads=1)
         try:
-            _, wall = timed(run_tokenize, cfg, args)
+            with Clock() as clock:
+                run_tokenize(cfg, args)
         except Exception as exc:  # noqa: BLE001
             results[label] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
+        wall = clock.wall
         results[label] = {"wall_s": wall, "x_realtime": audio_seconds / wall, "overhead_vs_raw": wall / raw_wall - 1,
-                          "musiccaps_hours": MUSICCAPS_SECONDS / (audio_seconds / wall) / 3600}
+                          "musiccaps_hours_at_this_rate": MUSICCAPS_SECONDS / (audio_seconds / wall) / 3600}
+        if not args:  # in-process runner: CPU time covers all the work
+            results[label].update({
+                "cpu_s": clock.cpu, "cpu_overhead_vs_raw": clock.cpu / raw.cpu - 1,
+                # two dedicated cores, one single-thread worker each
+                "musiccaps_minutes_2_cores": MUSICCAPS_SECONDS * clock.cpu / audio_seconds / 2 / 60,
+            })
     return results
 
 
@@ -157,8 +176,13 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--skip-variants", action="store_true")
     args = ap.parse_args()
+    import logging
+
     from cadenza.tokenizers.acoustic import load_acoustic, synthetic_calibration_audio
 
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger().setLevel(logging.ERROR)
+    torch._logging.set_logs(dynamo=logging.ERROR, inductor=logging.ERROR)
     torch.set_num_threads(1)
     print(f"cpus={os.cpu_count()} load={os.getloadavg()} torch={torch.__version__}", flush=True)
     tok = load_acoustic("encodec_24khz", random_init=True, optimize="fold",

@@ -50,7 +50,7 @@ class MfccFeatures:
     dim = 51
 
     def describe(self) -> dict[str, Any]:
-        return {"features": "mfcc", "n_mfcc": 13, "deltas": 2, "chroma": 12, "sample_rate": FEATURE_RATE,
+        return {"features": "mfcc", "n_mfcc": 13, "deltas": 2, "chroma": 12, "tuning": 0.0, "sample_rate": FEATURE_RATE,
                 "hop": MFCC_HOP}
 
     def __call__(self, audio: np.ndarray, sr: int) -> np.ndarray:
@@ -65,7 +65,8 @@ class MfccFeatures:
         mfcc = librosa.feature.mfcc(y=y, sr=FEATURE_RATE, n_mfcc=13, n_fft=400, hop_length=MFCC_HOP, n_mels=40)
         d1 = librosa.feature.delta(mfcc, order=1, mode="nearest")
         d2 = librosa.feature.delta(mfcc, order=2, mode="nearest")
-        chroma = librosa.feature.chroma_stft(y=y, sr=FEATURE_RATE, n_fft=2048, hop_length=MFCC_HOP)
+        # tuning fixed at A440: per-clip tuning estimation is slow and would shift pitch classes between clips
+        chroma = librosa.feature.chroma_stft(y=y, sr=FEATURE_RATE, n_fft=2048, hop_length=MFCC_HOP, tuning=0.0)
         feats = np.concatenate([mfcc, d1, d2, chroma[:, : mfcc.shape[1]]], axis=0).T
         return feats[:n_frames].astype(np.float32)
 
