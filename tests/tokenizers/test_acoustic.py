@@ -15,7 +15,7 @@ from cadenza.tokenizers.acoustic import (
 )
 from cadenza.tokenizers.base import AcousticTokenizer
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # one thread: faster than two on a shared 2-core box, and codes depend on it
 
 
 def tone(sr: int, seconds: float, f0: float = 330.0, seed: int = 0) -> np.ndarray:
