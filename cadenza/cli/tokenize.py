@@ -1,9 +1,104 @@
-"""`cadenza tokenize`: registered by the stage that owns it."""
+"""`cadenza tokenize`: audio shards -> token shards; `cadenza tokenize fit-kmeans`: the semantic k-means."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import click
 import typer
+from typer.core import TyperGroup
+
+
+class _TokenizeGroup(TyperGroup):
+    """`tokenize` runs itself unless a subcommand is named; anything it does not know (Beam pipeline
+    options such as --runner) is passed to the pipeline instead of being taken for a subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            return super().parse_args(ctx, args)
+        return click.Command.parse_args(self, ctx, args)
+
+
+tokenize_app = typer.Typer(
+    cls=_TokenizeGroup,
+    invoke_without_command=True,
+    no_args_is_help=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help=(
+        "Precompute training tokens from audio shards: semantic k-means ids, EnCodec codes and MiniLM caption "
+        "embeddings, into TOKENS/shards/tokens-NNNNNN.tar with a manifest naming every tokenizer.\n\n"
+        "Runs on Apache Beam (DirectRunner by default); unknown options are Beam pipeline options, e.g. "
+        "--direct_num_workers 2 --direct_running_mode multi_processing. Rerunning resumes: finished shards "
+        "are kept. Without --kmeans a k-means is fitted on the input first (TOKENS/kmeans.npz)."
+    ),
+)
+
+
+@tokenize_app.callback()
+def tokenize(
+    ctx: typer.Context,
+    shards: str = typer.Option(None, "--shards", help="Ingest output dir (holds shards/audio-*.tar)."),
+    out: str = typer.Option(None, "--out", help="Tokens output dir (local path or fsspec URL)."),
+    acoustic: str = typer.Option("encodec_24khz", help="encodec_24khz (8 codebooks at 6 kbps, 75 Hz) or "
+                                 "encodec_32khz (MusicGen's, 4 codebooks, 50 Hz)."),
+    bandwidth: float = typer.Option(None, help="Codec bandwidth in kbps (default 6.0 at 24 kHz, 2.2 at 32 kHz)."),
+    codec_weights: Path = typer.Option(None, help="A local save_pretrained EnCodec dir; default: the HF cache."),
+    codec_random_init: bool = typer.Option(False, help="Tests/demo only: random codec with k-means codebooks; "
+                                           "marks everything random_weights and saves it to TOKENS/codec."),
+    codec_small: bool = typer.Option(False, hidden=True, help="With --codec-random-init: narrow widths (tests)."),
+    semantic: str = typer.Option("mfcc-kmeans", help="mfcc-kmeans, or hf:PATH\\[@LAYER] (local transformers model)."),
+    kmeans: str = typer.Option(None, help="A fitted k-means .npz (see fit-kmeans)."),
+    clusters: int = typer.Option(1024, help="k-means clusters when fitting here (no --kmeans)."),
+    text: str = typer.Option("minilm", help="Caption embeddings: minilm or none."),
+    batch_size: int = typer.Option(8, help="Most clips per Beam bundle (each clip is still encoded alone)."),
+    torch_threads: int = typer.Option(1, help="Torch threads per worker; run one worker per core."),
+    optimize: str = typer.Option("trace", help="EnCodec speed-up: eager, fold (weight norm folded) or trace "
+                                 "(fold + frozen TorchScript); all give the same codes."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    if not shards or not out:
+        raise typer.BadParameter("--shards and --out are required (or name a subcommand: fit-kmeans)")
+    from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
+    from cadenza.tokenizers.base import TokenizerMismatchError
+
+    config = TokenizeConfig(
+        shards=shards, out=out, acoustic=acoustic, bandwidth=bandwidth,
+        codec_weights=str(codec_weights) if codec_weights else None, codec_random_init=codec_random_init,
+        codec_small=codec_small, semantic=semantic, kmeans=kmeans, clusters=clusters, text=text,
+        batch_size=batch_size, torch_threads=torch_threads, optimize=optimize, progress=progress,
+    )
+    try:
+        manifest = run_tokenize(config, beam_args=list(ctx.args))
+    except TokenizerMismatchError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(
+        f"{manifest['clips_written']} clips tokenized ({manifest['audio_seconds']:.0f} s audio), "
+        f"{manifest['failures']} failures {manifest['failures_by_category']} -> {out}/manifest.json"
+        + (" [RANDOM codec weights]" if manifest["random_weights"] else "")
+    )
+
+
+@tokenize_app.command("fit-kmeans")
+def fit_kmeans_cmd(
+    shards: str = typer.Option(..., "--shards", help="Ingest output dir."),
+    out: str = typer.Option(..., "--out", help="Where to write the k-means .npz."),
+    clusters: int = typer.Option(1024, help="Number of clusters (semantic vocabulary size)."),
+    features: str = typer.Option("mfcc", help="mfcc (MFCC+deltas+chroma) or hf:PATH\\[@LAYER]."),
+    max_clips: int = typer.Option(1000, help="Clips sampled across shards."),
+    frames_per_clip: int = typer.Option(100, help="Frames sampled per clip."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Fit the semantic k-means (MiniBatchKMeans) on frames sampled across the audio shards."""
+    from cadenza.pipelines.tokenize import fit_kmeans
+
+    result = fit_kmeans(shards, out, clusters=clusters, features=features, max_clips=max_clips,
+                        frames_per_clip=frames_per_clip, seed=seed)
+    typer.echo(f"k-means {result['fingerprint']}: {clusters} clusters over {result['num_frames']} frames "
+               f"from {result['clips']} clips -> {out}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app (filled in by the stage's implementation)."""
+    app.add_typer(tokenize_app, name="tokenize")

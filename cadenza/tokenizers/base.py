@@ -40,3 +40,28 @@ class AcousticTokenizer(Tokenizer, Protocol):
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """[K, T] integer codes -> mono float32 audio at `sample_rate`."""
         ...
+
+
+class TokenizerMismatchError(RuntimeError):
+    """Tokens were made with a different tokenizer (config or weights) than the one asked for."""
+
+
+def fingerprint_parts(*parts: Any) -> str:
+    """sha256 over a sequence of JSON-able values, strings, bytes and numpy arrays (dtype and shape included)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            arr = np.ascontiguousarray(part)
+            h.update(f"{arr.dtype.str}{arr.shape}".encode())
+            h.update(arr.tobytes())
+        elif isinstance(part, bytes):
+            h.update(part)
+        elif isinstance(part, str):
+            h.update(part.encode())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
