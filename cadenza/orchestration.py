@@ -143,11 +143,11 @@ def ingest(csv: str, audio_dir: str, *, url_template: str = YOUTUBE_URL_TEMPLATE
 
 
 def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz", random_init: bool = False,
-             text: str = "minilm", shard_size: int = 256, beam: list[str] | None = None) -> dict[str, Any]:
+             text: str = "minilm", clusters: int = 1024, beam: list[str] | None = None) -> dict[str, Any]:
     mod = _entry("tokenize")
     config = _config("tokenize", mod.TokenizeConfig, {
-        "input_dir": audio_dir, "out_dir": tokens_dir, "acoustic": acoustic, "random_init": random_init,
-        "text": text, "shard_size": shard_size})
+        "shards": audio_dir, "out": tokens_dir, "acoustic": acoustic, "codec_random_init": random_init,
+        "text": text, "clusters": clusters})
     with running("tokenize"):
         manifest = _as_dict(mod.run_tokenize(config, beam))
     out = _manifest_summary("tokenize", tokens_dir, manifest, "clips_written")

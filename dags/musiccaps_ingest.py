@@ -46,6 +46,7 @@ FETCH_RETRIES = dict(retries=3, retry_delay=timedelta(seconds=30), retry_exponen
         "random_init": Param(False, type="boolean",
                              description="random-init codec weights (offline demo; tokens are not meaningful)"),
         "text": Param("minilm", type="string", description="caption embedding model, or 'none'"),
+        "clusters": Param(1024, type="integer", minimum=2, description="semantic k-means clusters when fitted here"),
     },
 )
 def musiccaps_ingest():
@@ -71,7 +72,7 @@ def musiccaps_ingest():
         from cadenza import orchestration as o
 
         return o.tokenize(audio["dir"], o.stage_dirs(params["out_dir"])["tokens"], acoustic=params["acoustic"],
-                          random_init=params["random_init"], text=params["text"], shard_size=params["shard_size"],
+                          random_init=params["random_init"], text=params["text"], clusters=params["clusters"],
                           beam=o.beam_args(params["runner"], params["beam_options"]))
 
     @task

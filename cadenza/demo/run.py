@@ -19,6 +19,7 @@ from cadenza import orchestration as orch
 
 DEMO_BEAM_OPTIONS = ["--direct_num_workers=2", "--direct_running_mode=multi_threading"]
 DEMO_SHARD_SIZE = 16  # small shards, so the demo shows several
+DEMO_SEMANTIC_CLUSTERS = 128  # a few dozen clips hold ~20k feature frames: enough for 128 centroids
 
 
 @dataclass
@@ -113,7 +114,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
     # the media server is no longer needed once the audio shards exist
     console.rule("tokenize")
     results["tokenize"] = orch.tokenize(dirs["audio"], dirs["tokens"], random_init=plan.offline,
-                                        shard_size=DEMO_SHARD_SIZE, beam=beam)
+                                        clusters=DEMO_SEMANTIC_CLUSTERS, beam=beam)
     console.rule("audit")
     weights = f"{dirs['audit']}/weights.json"
     results["audit"] = orch.audit(csv_spec, dirs["audit"], ontology=ontology,

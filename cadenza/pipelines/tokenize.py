@@ -15,12 +15,13 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from cadenza import shards
+from cadenza.config import from_dict_strict
 from cadenza.sources import SourceError
 from cadenza.tokenizers.base import TokenizerMismatchError
 
@@ -55,7 +56,7 @@ class TokenizeConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TokenizeConfig:
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+        return from_dict_strict(cls, d)
 
     def features(self) -> str:
         if self.semantic == "mfcc-kmeans":

@@ -197,7 +197,7 @@ def test_both_dags_end_to_end_on_demo_data(airflow_home, tmp_path):
     with mediaserver.MediaServer(ds.media_dir) as server:
         ingest_run = bag.dags["musiccaps_ingest"].test(run_conf={
             "csv": str(ds.csv_path), "ontology": str(ds.ontology_path), "out_dir": str(out),
-            "url_template": server.url_template(ds.audio_format), "shard_size": 4, "random_init": True,
+            "url_template": server.url_template(ds.audio_format), "shard_size": 4, "random_init": True, "clusters": 32,
             "beam_options": ["--direct_num_workers=1"],
         })
     assert str(ingest_run.state) in ("success", "DagRunState.SUCCESS"), _states(ingest_run)
