@@ -313,7 +313,9 @@ class TokenStream(torch.utils.data.IterableDataset):
             for n, sample in enumerate(stream, 1):  # noqa: B007
                 yield sample
             if n == 0:
-                raise RuntimeError(f"reader {reader}/{readers}: an epoch over {len(self.shards)} shards gave no samples")
+                raise RuntimeError(
+                    f"reader {reader}/{readers}: an epoch over {len(self.shards)} shards gave no samples"
+                )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
@@ -327,7 +329,9 @@ class TokenStream(torch.utils.data.IterableDataset):
             if i < skip:
                 continue
             if self.cfg.train:
-                rng = np.random.default_rng(_seed(self.cfg.seed, "crop", sample["epoch"], sample["key"], sample["repeat"]))
+                rng = np.random.default_rng(
+                    _seed(self.cfg.seed, "crop", sample["epoch"], sample["key"], sample["repeat"])
+                )
                 sample = crop_aligned(sample, self.spec, self.cfg.crop_seconds, rng)
             else:
                 sample = crop_aligned(sample, self.spec, self.cfg.crop_seconds, None)

@@ -79,17 +79,28 @@ def _group_table(grouping: str, table: dict[str, Any]) -> str:
         gm = r.get("generated") or {}
         sem = gm.get("semantic", {})
         rows.append(
-            "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in (
-                g, r["clips_heldout"], r["nll_semantic"], r["nll_acoustic"], gm.get("clips", 0),
-                sem.get("js_divergence", float("nan")),
-                (sem.get("repetition_generated") or {}).get("repeated_ngram_fraction", float("nan")),
-                gm.get("frechet_audio_feature_distance", float("nan")),
-                (gm.get("memorization_generated") or {}).get("train_ngram_match_fraction", float("nan")),
-            )) + "</tr>"
+            "<tr>"
+            + "".join(
+                f"<td>{_fmt(v)}</td>"
+                for v in (
+                    g,
+                    r["clips_heldout"],
+                    r["nll_semantic"],
+                    r["nll_acoustic"],
+                    gm.get("clips", 0),
+                    sem.get("js_divergence", float("nan")),
+                    (sem.get("repetition_generated") or {}).get("repeated_ngram_fraction", float("nan")),
+                    gm.get("frechet_audio_feature_distance", float("nan")),
+                    (gm.get("memorization_generated") or {}).get("train_ngram_match_fraction", float("nan")),
+                )
+            )
+            + "</tr>"
         )
-    head = ("<tr><th>group</th><th>held-out clips</th><th>NLL semantic</th><th>NLL acoustic</th>"
-            "<th>generated</th><th>JS semantic</th><th>repeated n-grams</th><th>Frechet features</th>"
-            "<th>train n-gram match</th></tr>")
+    head = (
+        "<tr><th>group</th><th>held-out clips</th><th>NLL semantic</th><th>NLL acoustic</th>"
+        "<th>generated</th><th>JS semantic</th><th>repeated n-grams</th><th>Frechet features</th>"
+        "<th>train n-gram match</th></tr>"
+    )
     return f"<h3>{html.escape(grouping)}</h3><table>{head}{''.join(rows)}</table>"
 
 
@@ -104,36 +115,49 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
         f"{nll.get('clips', 0)} held-out clips; data problems: {_fmt(metrics['data'])}</p>",
         "<h2>Held-out likelihood</h2><table>",
         *(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in nll.items()),
-        "</table>", f"<img src='{plot_nll(out, nll)}'>",
+        "</table>",
+        f"<img src='{plot_nll(out, nll)}'>",
     ]
     g = metrics.get("generated")
     if g:
         sem = g["semantic"]
+        rep_g, rep_h = sem["repetition_generated"], sem["repetition_heldout"]
+
+        def pair(a: Any, b: Any) -> str:
+            return f"{_fmt(a)} / {_fmt(b)}"
+
         rows = {
             "generated clips": g["clips"],
             "semantic JS divergence (generated vs held-out histograms)": sem["js_divergence"],
             "semantic KL(held-out || generated)": sem["kl_heldout_to_generated"],
-            "semantic codebook perplexity, generated / held-out":
-                f"{_fmt(sem['usage_generated']['perplexity'])} / {_fmt(sem['usage_heldout']['perplexity'])}",
-            "repeated n-gram fraction, generated / held-out":
-                f"{_fmt(sem['repetition_generated']['repeated_ngram_fraction'])} / "
-                f"{_fmt(sem['repetition_heldout']['repeated_ngram_fraction'])}",
-            "distinct n-gram fraction across clips, generated / held-out":
-                f"{_fmt(sem['repetition_generated']['distinct_ngram_fraction'])} / "
-                f"{_fmt(sem['repetition_heldout']['distinct_ngram_fraction'])}",
+            "semantic codebook perplexity, generated / held-out": pair(
+                sem["usage_generated"]["perplexity"], sem["usage_heldout"]["perplexity"]
+            ),
+            "repeated n-gram fraction, generated / held-out": pair(
+                rep_g["repeated_ngram_fraction"], rep_h["repeated_ngram_fraction"]
+            ),
+            "distinct n-gram fraction across clips, generated / held-out": pair(
+                rep_g["distinct_ngram_fraction"], rep_h["distinct_ngram_fraction"]
+            ),
             "Frechet distance of audio features (MFCC/spectral)": g.get("frechet_audio_feature_distance", float("nan")),
         }
         mem = g.get("memorization_generated")
         if mem:
             base = g["memorization_heldout_baseline"]
             rows[f"training {mem['ngram']}-gram match fraction, generated / held-out baseline"] = (
-                f"{_fmt(mem['train_ngram_match_fraction'])} / {_fmt(base['train_ngram_match_fraction'])}")
+                f"{_fmt(mem['train_ngram_match_fraction'])} / {_fmt(base['train_ngram_match_fraction'])}"
+            )
         for k, cb in enumerate(g["acoustic_per_codebook"]):
             rows[f"acoustic cb{k}: JS divergence / usage generated / usage held-out"] = (
                 f"{_fmt(cb['js_divergence'])} / {_fmt(cb['usage_generated']['used_fraction'])} / "
-                f"{_fmt(cb['usage_heldout']['used_fraction'])}")
-        parts += ["<h2>Generation</h2><table>", *(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in rows.items()),
-                  "</table>", f"<img src='{plot_histograms(out, gen, ref, spec.semantic_vocab)}'>"]
+                f"{_fmt(cb['usage_heldout']['used_fraction'])}"
+            )
+        parts += [
+            "<h2>Generation</h2><table>",
+            *(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in rows.items()),
+            "</table>",
+            f"<img src='{plot_histograms(out, gen, ref, spec.semantic_vocab)}'>",
+        ]
     for grouping, table in (metrics.get("by_group") or {}).items():
         if len(table) == 1 and "unassigned" in table:
             continue
@@ -141,9 +165,11 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
     if wavs:
         parts.append("<h2>Audio</h2><table><tr><th>clip</th><th>kind</th><th>audio</th><th>spectrogram</th></tr>")
         for w in wavs:
-            parts.append(f"<tr><td>{html.escape(w['key'])}</td><td>{w['kind']}</td>"
-                         f"<td><audio controls src='wavs/{w['wav']}'></audio></td>"
-                         f"<td><img height=90 src='wavs/{w['png']}'></td></tr>")
+            parts.append(
+                f"<tr><td>{html.escape(w['key'])}</td><td>{w['kind']}</td>"
+                f"<td><audio controls src='wavs/{w['wav']}'></audio></td>"
+                f"<td><img height=90 src='wavs/{w['png']}'></td></tr>"
+            )
         parts.append("</table>")
     parts.append("</body></html>")
     (out / "report.html").write_text("\n".join(parts))

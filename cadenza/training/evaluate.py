@@ -46,12 +46,15 @@ def _clips(stream: TokenStream, limit: int | None = None) -> list[dict[str, Any]
     out = []
     for batch in make_loader(stream):
         for i, key in enumerate(batch["keys"]):
-            out.append({
-                "key": key, "ytid": batch["ytids"][i],
-                "semantic": batch["semantic"][i][batch["semantic_mask"][i]].numpy(),
-                "acoustic": batch["acoustic"][i][:, batch["acoustic_mask"][i]].numpy(),
-                "text": batch["text"][i].numpy() if bool(batch["has_text"][i]) else None,
-            })
+            out.append(
+                {
+                    "key": key,
+                    "ytid": batch["ytids"][i],
+                    "semantic": batch["semantic"][i][batch["semantic_mask"][i]].numpy(),
+                    "acoustic": batch["acoustic"][i][:, batch["acoustic_mask"][i]].numpy(),
+                    "text": batch["text"][i].numpy() if bool(batch["has_text"][i]) else None,
+                }
+            )
             if limit is not None and len(out) >= limit:
                 return out
     return out
@@ -85,8 +88,12 @@ def _groups_of(clip_key: str, ytid: str, assignments: dict[str, dict[str, list[s
 
 
 def generation_metrics(
-    gen: list[dict[str, Any]], ref: list[dict[str, Any]], spec: TokenSpec, cfg: EvalConfig,
-    train_ngrams: set[bytes] | None, mem_n: int,
+    gen: list[dict[str, Any]],
+    ref: list[dict[str, Any]],
+    spec: TokenSpec,
+    cfg: EvalConfig,
+    train_ngrams: set[bytes] | None,
+    mem_n: int,
 ) -> dict[str, Any]:
     """Everything comparing generated clips with held-out reference clips (same prompts)."""
     sem_g, sem_r = [g["semantic"] for g in gen], [r["semantic"] for r in ref]
@@ -94,7 +101,8 @@ def generation_metrics(
     out: dict[str, Any] = {
         "clips": len(gen),
         "semantic": {
-            "usage_generated": tm.codebook_usage(hist_g), "usage_heldout": tm.codebook_usage(hist_r),
+            "usage_generated": tm.codebook_usage(hist_g),
+            "usage_heldout": tm.codebook_usage(hist_r),
             **tm.kl_js(hist_r, hist_g),
             "repetition_generated": tm.repetition_diversity(sem_g, cfg.ngram),
             "repetition_heldout": tm.repetition_diversity(sem_r, cfg.ngram),
@@ -104,15 +112,17 @@ def generation_metrics(
     for k in range(spec.num_codebooks):
         cg = tm.histogram([g["acoustic"][k] for g in gen], spec.acoustic_vocab)
         cr = tm.histogram([r["acoustic"][k] for r in ref], spec.acoustic_vocab)
-        out["acoustic_per_codebook"].append({"usage_generated": tm.codebook_usage(cg),
-                                             "usage_heldout": tm.codebook_usage(cr), **tm.kl_js(cr, cg)})
+        out["acoustic_per_codebook"].append(
+            {"usage_generated": tm.codebook_usage(cg), "usage_heldout": tm.codebook_usage(cr), **tm.kl_js(cr, cg)}
+        )
     out["acoustic_repetition_codebook0"] = tm.repetition_diversity([g["acoustic"][0] for g in gen], cfg.ngram)
     if train_ngrams is not None:
         out["memorization_generated"] = tm.memorization(sem_g, train_ngrams, mem_n)
         out["memorization_heldout_baseline"] = tm.memorization(sem_r, train_ngrams, mem_n)
     if all("features" in c for c in gen + ref) and gen:
         out["frechet_audio_feature_distance"] = tm.frechet_distance(
-            np.stack([g["features"] for g in gen]), np.stack([r["features"] for r in ref]))
+            np.stack([g["features"] for g in gen]), np.stack([r["features"] for r in ref])
+        )
     return out
 
 
@@ -145,19 +155,26 @@ def evaluate(
     eval_stream = TokenStream(shards, spec, LoaderConfig(cfg.batch_size, seconds, train=False))
     nll = heldout_nll(model, make_loader(eval_stream), device)
     per_clip = nll.pop("per_clip")
-    data_counts = {"corrupt_samples": eval_stream.counts.corrupt_samples,
-                   "unreadable_shards": eval_stream.counts.unreadable_shards}
+    data_counts = {
+        "corrupt_samples": eval_stream.counts.corrupt_samples,
+        "unreadable_shards": eval_stream.counts.unreadable_shards,
+    }
 
-    prompts = [c for c in _clips(TokenStream(shards, spec, LoaderConfig(cfg.batch_size, seconds, train=False)))
-               if c["text"] is not None][: cfg.num_samples]
+    prompts = [
+        c
+        for c in _clips(TokenStream(shards, spec, LoaderConfig(cfg.batch_size, seconds, train=False)))
+        if c["text"] is not None
+    ][: cfg.num_samples]
     gen: list[dict[str, Any]] = []
     for i in range(0, len(prompts), cfg.batch_size):
         chunk = prompts[i : i + cfg.batch_size]
         text = torch.from_numpy(np.stack([c["text"] for c in chunk])).to(device)
         scfg = SampleConfig.from_dict({**cfg.sample.to_dict(), "seed": cfg.sample.seed + i})
         sem, ac = generate(model, text, spec, scfg, seconds=seconds)
-        gen += [{"key": c["key"], "ytid": c["ytid"], "semantic": sem[j].cpu().numpy(), "acoustic": ac[j].cpu().numpy()}
-                for j, c in enumerate(chunk)]
+        gen += [
+            {"key": c["key"], "ytid": c["ytid"], "semantic": sem[j].cpu().numpy(), "acoustic": ac[j].cpu().numpy()}
+            for j, c in enumerate(chunk)
+        ]
 
     train_ngrams, mem_n = None, cfg.memorization_ngram or max(8, round(spec.semantic_rate))
     train_dir = train_shards or run_cfg.get("shards")
@@ -181,8 +198,13 @@ def evaluate(
                     wavs.append(write_outputs(wav_dir, f"{tag}-{g['key']}", audio, sr, {"key": g["key"], "kind": tag}))
 
     metrics: dict[str, Any] = {
-        "run": str(run), "step": state["step"], "heldout": heldout_dir, "seconds": seconds,
-        "config": cfg.to_dict(), "data": data_counts, "nll": nll,
+        "run": str(run),
+        "step": state["step"],
+        "heldout": heldout_dir,
+        "seconds": seconds,
+        "config": cfg.to_dict(),
+        "data": data_counts,
+        "nll": nll,
         "generated": generation_metrics(gen, prompts, spec, cfg, train_ngrams, mem_n) if gen else None,
     }
     if assignments:
@@ -208,10 +230,15 @@ def breakdown(per_clip, gen, prompts, assignments, spec, cfg, train_ngrams, mem_
             row: dict[str, Any] = {"clips_heldout": len(keys)}
             for stage in ("semantic", "acoustic"):
                 tok = sum(per_clip[k][f"{stage}_tokens"] for k in keys)
-                row[f"nll_{stage}"] = sum(per_clip[k][stage] * per_clip[k][f"{stage}_tokens"] for k in keys) / max(tok, 1)
+                row[f"nll_{stage}"] = sum(per_clip[k][stage] * per_clip[k][f"{stage}_tokens"] for k in keys) / max(
+                    tok, 1
+                )
             idx = [i for i, p in enumerate(prompts) if p["key"] in set(keys)]
-            row["generated"] = (generation_metrics([gen[i] for i in idx], [prompts[i] for i in idx], spec, cfg,
-                                                   train_ngrams, mem_n) if idx else None)
+            row["generated"] = (
+                generation_metrics([gen[i] for i in idx], [prompts[i] for i in idx], spec, cfg, train_ngrams, mem_n)
+                if idx
+                else None
+            )
             table[g] = row
         result[grouping] = table
     return result

@@ -72,11 +72,23 @@ def spec_manifest(shards: list[str], fingerprints: dict[str, str] | None = None)
     return {
         "kind": "tokens",
         "tokenizers": {
-            "semantic": {"name": "synthetic", "kind": "semantic", "frame_rate": SEMANTIC_RATE,
-                         "vocab_size": SEMANTIC_VOCAB, "num_codebooks": 1, "fingerprint": fp["semantic"]},
-            "acoustic": {"name": "synthetic", "kind": "acoustic", "frame_rate": ACOUSTIC_RATE,
-                         "vocab_size": ACOUSTIC_VOCAB, "num_codebooks": CODEBOOKS, "fingerprint": fp["acoustic"],
-                         "sample_rate": ToneDecoder.sample_rate},
+            "semantic": {
+                "name": "synthetic",
+                "kind": "semantic",
+                "frame_rate": SEMANTIC_RATE,
+                "vocab_size": SEMANTIC_VOCAB,
+                "num_codebooks": 1,
+                "fingerprint": fp["semantic"],
+            },
+            "acoustic": {
+                "name": "synthetic",
+                "kind": "acoustic",
+                "frame_rate": ACOUSTIC_RATE,
+                "vocab_size": ACOUSTIC_VOCAB,
+                "num_codebooks": CODEBOOKS,
+                "fingerprint": fp["acoustic"],
+                "sample_rate": ToneDecoder.sample_rate,
+            },
             "text": {"name": "synthetic", "kind": "text", "dim": TEXT_DIM, "fingerprint": fp["text"]},
         },
         "random_weights": True,
@@ -106,11 +118,24 @@ def make_synthetic_tokens(
         key = f"{ytid}_{0:08d}_{int(seconds * 1000):08d}"
         sem = semantic_tokens(c, int(rng.integers(SEMANTIC_VOCAB)), round(seconds * SEMANTIC_RATE))
         ac = acoustic_tokens(sem, round(seconds * ACOUSTIC_RATE))
-        meta = {"ytid": ytid, "key": key, "caption": caption(c), "class": c,
-                "tokenizers": fp, "frame_rates": {"semantic": SEMANTIC_RATE, "acoustic": ACOUSTIC_RATE}}
-        samples.append({"__key__": key, "semantic.npy": _npy(sem), "acoustic.npy": _npy(ac),
-                        "text.npy": _npy(class_embedding(c).astype(np.float16)),
-                        "json": json.dumps(meta), "txt": caption(c)})
+        meta = {
+            "ytid": ytid,
+            "key": key,
+            "caption": caption(c),
+            "class": c,
+            "tokenizers": fp,
+            "frame_rates": {"semantic": SEMANTIC_RATE, "acoustic": ACOUSTIC_RATE},
+        }
+        samples.append(
+            {
+                "__key__": key,
+                "semantic.npy": _npy(sem),
+                "acoustic.npy": _npy(ac),
+                "text.npy": _npy(class_embedding(c).astype(np.float16)),
+                "json": json.dumps(meta),
+                "txt": caption(c),
+            }
+        )
     names = []
     for s in range(shards):
         part = samples[s::shards]

@@ -191,7 +191,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     loader_cfg = LoaderConfig(cfg.batch_size, cfg.crop_seconds, cfg.shuffle_buffer, cfg.seed, cfg.num_workers)
     stream = TokenStream(
-        shards, spec, loader_cfg, weights=load_weights(cfg.weights), rank=rank, world_size=world,
+        shards,
+        spec,
+        loader_cfg,
+        weights=load_weights(cfg.weights),
+        rank=rank,
+        world_size=world,
         skip_batches=data_batches,
     )
     batches = iter(make_loader(stream))
@@ -221,7 +226,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             shards_seen.update(batch["urls"])
             batch = batch_to(batch, device)
             sync = micro == cfg.grad_accum - 1 or world == 1
-            with (contextlib.nullcontext() if sync else ddp.no_sync()), _autocast(cfg, device):
+            with contextlib.nullcontext() if sync else ddp.no_sync(), _autocast(cfg, device):
                 out = ddp(batch)
                 (out["loss"] / cfg.grad_accum).backward()
             tokens += int(batch["semantic_mask"].sum()) + int(batch["acoustic_mask"].sum()) * spec.num_codebooks
@@ -235,9 +240,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if step % cfg.log_every == 0 or step == cfg.steps:
             n, acc_steps = acc_steps, 0
             elapsed = time.perf_counter() - t0
-            line = {"step": step, "split": "train", "lr": lr, "grad_norm": grad_norm,
-                    **{k: v / n for k, v in log_acc.items()},
-                    "tokens_per_s": tokens * world / max(elapsed, 1e-9), "data": merge_counts(counts_by_worker)}
+            line = {
+                "step": step,
+                "split": "train",
+                "lr": lr,
+                "grad_norm": grad_norm,
+                **{k: v / n for k, v in log_acc.items()},
+                "tokens_per_s": tokens * world / max(elapsed, 1e-9),
+                "data": merge_counts(counts_by_worker),
+            }
             log_acc, tokens, t0 = {}, 0, time.perf_counter()
             if rank == 0:
                 with metrics_path.open("a") as f:
@@ -251,21 +262,39 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             rngs = _gather(ckpt_io.rng_state(), world)
             if rank == 0:
-                state = {"model_configs": model.configs(), "token_spec": spec.to_dict(), "rng": rngs,
-                         "schedule": {"name": "warmup_cosine", "lr": cfg.lr, "warmup_steps": cfg.warmup_steps,
-                                      "schedule_steps": cfg.schedule_steps or cfg.steps,
-                                      "min_lr_ratio": cfg.min_lr_ratio},
-                         "data": {"batches_per_rank": data_batches, "world_size": world,
-                                  "num_workers": cfg.num_workers, "seed": cfg.seed},
-                         "train_config": cfg.to_dict()}
+                state = {
+                    "model_configs": model.configs(),
+                    "token_spec": spec.to_dict(),
+                    "rng": rngs,
+                    "schedule": {
+                        "name": "warmup_cosine",
+                        "lr": cfg.lr,
+                        "warmup_steps": cfg.warmup_steps,
+                        "schedule_steps": cfg.schedule_steps or cfg.steps,
+                        "min_lr_ratio": cfg.min_lr_ratio,
+                    },
+                    "data": {
+                        "batches_per_rank": data_batches,
+                        "world_size": world,
+                        "num_workers": cfg.num_workers,
+                        "seed": cfg.seed,
+                    },
+                    "train_config": cfg.to_dict(),
+                }
                 ckpt_io.save_checkpoint(run, step, model, opt, state, keep=cfg.keep_checkpoints)
             if world > 1:
                 dist.barrier()
 
     all_seen = _gather(sorted(shards_seen), world)
     all_counts = _gather(merge_counts(counts_by_worker), world)
-    summary = {"steps": step, "world_size": world, "shards_by_rank": all_seen, "data_by_rank": all_counts,
-               "last_val": last_val, "params": model.semantic.num_params() + model.acoustic.num_params()}
+    summary = {
+        "steps": step,
+        "world_size": world,
+        "shards_by_rank": all_seen,
+        "data_by_rank": all_counts,
+        "last_val": last_val,
+        "params": model.semantic.num_params() + model.acoustic.num_params(),
+    }
     if rank == 0:
         write_json_atomic(str(run / "train_summary.json"), summary)
     if world > 1:
