@@ -232,7 +232,8 @@ class LoaderConfig:
 class StreamCounts:
     samples: int = 0
     corrupt_samples: int = 0
-    unreadable_shards: int = 0
+    unreadable_shards: int = 0  # a read error stopped the shard early
+    truncated_shards: int = 0  # shorter than its .stats.json says (tar readers stop silently at such an end)
     errors: list[str] = field(default_factory=list)  # first few messages, for the log
 
     def note(self, kind: str, msg: str) -> None:
@@ -268,13 +269,31 @@ class TokenStream(torch.utils.data.IterableDataset):
         for url in urls:
             try:
                 fs, path = fsspec.core.url_to_fs(url)
+                self._check_size(fs, path, url)
                 with fs.open(path, "rb") as stream:
+                    self._current_url, self._current_failed = url, False
                     yield {"url": url, "stream": stream}
             except OSError as exc:
                 self.counts.note("unreadable_shards", f"{url}: {exc}")
 
+    def _check_size(self, fs: fsspec.AbstractFileSystem, path: str, url: str) -> None:
+        stats = path.removesuffix(".tar") + ".stats.json"
+        try:
+            expected = json.loads(fs.cat_file(stats)).get("bytes")
+        except (OSError, ValueError):
+            return  # no stats: nothing to compare with
+        size = fs.size(path)
+        if expected is not None and size != expected:
+            # read what is there, but say the rest is missing
+            self.counts.note("truncated_shards", f"{url}: {size} bytes, its stats say {expected}")
+
     def _on_tar_error(self, exc: Exception) -> bool:
-        self.counts.note("unreadable_shards", f"{type(exc).__name__}: {exc.args[0] if exc.args else ''}")
+        # one broken shard can raise twice (inside a member read, then in the tar iterator): count it once
+        if getattr(self, "_current_failed", False):
+            return True
+        self._current_failed = True
+        msg = f"{getattr(self, '_current_url', '?')}: {type(exc).__name__}: {exc.args[0] if exc.args else ''}"
+        self.counts.note("unreadable_shards", msg)
         return True  # go on with the next shard
 
     def _epoch_samples(self, epoch: int, reader: int, readers: int) -> Iterator[dict[str, Any]]:
@@ -320,10 +339,11 @@ class TokenStream(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        reader, readers = self.rank * workers + worker, self.world_size * workers
-        # DataLoader takes batches round-robin from its workers, so worker w produced every
-        # workers-th of the batches consumed so far
-        skip = len(range(worker, self.skip_batches, workers)) * self.cfg.batch_size
+        # DataLoader takes batches round-robin from its workers starting at worker 0, so the stream
+        # that made batch number `skip_batches` must be played by worker 0 after a resume
+        role = (worker + self.skip_batches) % workers
+        reader, readers = self.rank * workers + role, self.world_size * workers
+        skip = len(range(role, self.skip_batches, workers)) * self.cfg.batch_size
         bs, buf = self.cfg.batch_size, []
         for i, sample in enumerate(self._samples(reader, readers)):
             if i < skip:
@@ -361,5 +381,5 @@ def make_loader(stream: TokenStream) -> torch.utils.data.DataLoader:
 
 
 def merge_counts(per_worker: dict[int, dict[str, Any]]) -> dict[str, int]:
-    keys = ("samples", "corrupt_samples", "unreadable_shards")
+    keys = ("samples", "corrupt_samples", "unreadable_shards", "truncated_shards")
     return {k: sum(int(c[k]) for c in per_worker.values()) for k in keys}
