@@ -36,6 +36,7 @@ class ModelConfig:
     vocab_size: int  # codes per stream
     num_streams: int = 1  # 1 for semantic, K (codebooks) for acoustic
     prefix_vocab: int = 0  # semantic vocab for the acoustic stage, 0 for none
+    align_ratio: float = 0.0  # prefix frames per token step (semantic rate / acoustic rate); 0 = no alignment
     text_dim: int = 384
     d_model: int = 64
     n_layers: int = 2
@@ -126,6 +127,9 @@ class StageLM(nn.Module):
         self.null_text = nn.Parameter(torch.zeros(d))
         self.segment = nn.Embedding(3, d)  # text, prefix, tokens
         self.prefix_emb = nn.Embedding(cfg.prefix_vocab, d) if cfg.prefix_vocab else None
+        # the semantic token under each acoustic frame, added to that frame's input: the acoustic
+        # stage then needs no attention to find "where am I" in the prefix
+        self.align_emb = nn.Embedding(cfg.prefix_vocab, d) if cfg.prefix_vocab and cfg.align_ratio else None
         self.tok_emb = nn.ModuleList(nn.Embedding(cfg.vocab_size + 2, d) for _ in range(cfg.num_streams))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(d)
@@ -156,11 +160,27 @@ class StageLM(nn.Module):
             parts.append(self.prefix_emb(prefix) + pos + self.segment.weight[1])
         return torch.cat(parts, dim=1)
 
-    def embed_tokens(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
-        """tokens [B, K, T] (input side: BOS first) -> [B, T, D]."""
+    def embed_tokens(
+        self,
+        tokens: torch.Tensor,
+        start: int,
+        prefix: torch.Tensor | None = None,
+        prefix_len: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """tokens [B, K, T] (input side: BOS first) at steps start.. -> [B, T, D].
+
+        Input step t predicts frame t (codebook 0), so it gets the prefix token at t * align_ratio."""
         x = sum(emb(tokens[:, k]) for k, emb in enumerate(self.tok_emb))
-        pos = sinusoids(torch.arange(start, start + tokens.shape[2], device=tokens.device), self.cfg.d_model)
-        return x + pos + self.segment.weight[2]
+        steps = torch.arange(start, start + tokens.shape[2], device=tokens.device)
+        if self.align_emb is not None and prefix is not None:
+            n = (
+                prefix_len
+                if prefix_len is not None
+                else torch.full((prefix.shape[0],), prefix.shape[1], device=prefix.device)
+            )
+            idx = torch.minimum((steps.double() * self.cfg.align_ratio).floor().long()[None, :], n[:, None] - 1)
+            x = x + self.align_emb(torch.gather(prefix, 1, idx.clamp(min=0)))
+        return x + sinusoids(steps, self.cfg.d_model) + self.segment.weight[2]
 
     def run(self, x: torch.Tensor, key_valid: torch.Tensor | None = None, cache: KVCache | None = None):
         """Causal pass over x [B, T, D] after the cached positions; returns logits [B, K, T, V]."""
@@ -200,7 +220,9 @@ class StageLM(nn.Module):
         target = target.masked_fill(~valid, cfg.special)
         bos = target.new_full((target.shape[0], k, 1), cfg.bos)
         inputs = torch.cat([bos, target[:, :, :-1]], dim=2)
-        x = torch.cat([self.embed_prefix(text, use_text, prefix), self.embed_tokens(inputs, 0)], dim=1)
+        prefix_len = prefix_mask.sum(1) if prefix_mask is not None else None
+        tok = self.embed_tokens(inputs, 0, prefix, prefix_len)
+        x = torch.cat([self.embed_prefix(text, use_text, prefix), tok], dim=1)
         key_valid = None
         if prefix_mask is not None:
             ones = torch.ones(x.shape[0], 1 + steps, dtype=torch.bool, device=x.device)
@@ -235,6 +257,7 @@ class MusicLM(nn.Module):
             vocab_size=spec.acoustic_vocab,
             num_streams=spec.num_codebooks,
             prefix_vocab=spec.semantic_vocab,
+            align_ratio=spec.semantic_rate / spec.acoustic_rate,
             text_dim=spec.text_dim,
             **arch,
         )

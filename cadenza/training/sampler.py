@@ -102,12 +102,12 @@ def generate_stage(
     for t in range(steps):
         if cache is None:
             inputs = torch.cat([bos, out[:, :, :t].repeat(2 if guided else 1, 1, 1)], dim=2)
-            logits = stage.run(torch.cat([head, stage.embed_tokens(inputs, 0)], dim=1))[:, :, -1]
+            logits = stage.run(torch.cat([head, stage.embed_tokens(inputs, 0, prefix)], dim=1))[:, :, -1]
         elif t == 0:
-            logits = stage.run(torch.cat([head, stage.embed_tokens(bos, 0)], dim=1), cache=cache)[:, :, -1]
+            logits = stage.run(torch.cat([head, stage.embed_tokens(bos, 0, prefix)], dim=1), cache=cache)[:, :, -1]
         else:
             prev = out[:, :, t - 1 : t].repeat(2 if guided else 1, 1, 1)
-            logits = stage.run(stage.embed_tokens(prev, t), cache=cache)[:, :, -1]
+            logits = stage.run(stage.embed_tokens(prev, t, prefix), cache=cache)[:, :, -1]
         logits = logits.float()  # [rows, K, V]
         if guided:
             logits = logits[b:] + cfg.cfg_scale * (logits[:b] - logits[b:])
