@@ -377,6 +377,7 @@ def make_loader(stream: TokenStream) -> torch.utils.data.DataLoader:
         num_workers=stream.cfg.num_workers,
         persistent_workers=False,
         prefetch_factor=4 if stream.cfg.num_workers else None,
+        generator=torch.Generator(),  # the stream seeds itself; keep the global RNG untouched
     )
 
 

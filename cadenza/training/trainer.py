@@ -182,8 +182,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ckpt_io.load_weights(ckpt, model)
         ckpt_io.load_optimizer(ckpt, opt, state)
         start_step, data_batches = state["step"], state["data"]["batches_per_rank"]
-        rngs = state["rng"]
-        ckpt_io.set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
         if rank == 0:
             _truncate_metrics(run / "metrics.jsonl", start_step)
             log.info("resumed from %s at step %d", ckpt, start_step)
@@ -207,6 +205,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         val_cfg = LoaderConfig(cfg.batch_size, cfg.crop_seconds, seed=cfg.seed, train=False)
         val = TokenStream(val_shards, spec, val_cfg)
 
+    if ckpt is not None:  # last, so that nothing above (e.g. creating the loader) draws from restored RNGs
+        rngs = state["rng"]
+        ckpt_io.set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
     metrics_path = run / "metrics.jsonl"
     counts_by_worker: dict[int, dict[str, Any]] = {}
     shards_seen: set[str] = set()

@@ -41,8 +41,16 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("learn")
     make_synthetic_tokens(d / "tok", clips=64, shards=4, classes=4)
     make_synthetic_tokens(d / "val", clips=16, shards=1, classes=4, seed=7, key_prefix="v")
-    cfg = TrainConfig.preset("tiny", str(d / "tok"), str(d / "run"), steps=300, val_shards=str(d / "val"),
-                             val_every=300, log_every=50, ckpt_every=300)
+    cfg = TrainConfig.preset(
+        "tiny",
+        str(d / "tok"),
+        str(d / "run"),
+        steps=300,
+        val_shards=str(d / "val"),
+        val_every=300,
+        log_every=50,
+        ckpt_every=300,
+    )
     summary = train(cfg)
     return d, summary
 
