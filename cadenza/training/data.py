@@ -3,8 +3,8 @@
 Every sample holds `semantic.npy` [T_s], `acoustic.npy` [K, T_a], `text.npy` [D] and `json`. The stream is
 built so that a run can be resumed *exactly*:
 
-- epochs are numbered; epoch e visits the shards in a permutation seeded by (seed, e) and runs its own
-  seeded shuffle buffer, so the stream of one (rank, worker) is a pure function of the config;
+- epochs are numbered; in epoch e each reader visits its own shards in an order seeded by (seed, e)
+  and runs its own seeded shuffle buffer, so the stream of one (rank, worker) is a pure function of the config;
 - each sample's crop and its weight draw are seeded by (seed, epoch, key, repeat), independent of order;
 - the data position is just "batches consumed"; resuming replays the stream and drops that many batches
   before collating anything.
@@ -297,11 +297,12 @@ class TokenStream(torch.utils.data.IterableDataset):
         return True  # go on with the next shard
 
     def _epoch_samples(self, epoch: int, reader: int, readers: int) -> Iterator[dict[str, Any]]:
-        order = list(self.shards)
+        # each reader owns a fixed share of the shards (disjoint across ranks and workers, every epoch)
+        # and visits it in a new order each epoch
+        by_shard = len(self.shards) >= readers
+        mine = list(self.shards[reader::readers] if by_shard else self.shards)
         if self.cfg.train:
-            random.Random(_seed(self.cfg.seed, "shards", epoch)).shuffle(order)
-        by_shard = len(order) >= readers
-        mine = order[reader::readers] if by_shard else order
+            random.Random(_seed(self.cfg.seed, "shards", epoch, reader)).shuffle(mine)
         raw = group_by_keys(tar_file_expander(self._open(mine), handler=self._on_tar_error), handler=self._on_tar_error)
         for i, sample in enumerate(raw):
             if not by_shard and i % readers != reader:
