@@ -21,19 +21,53 @@ def test_train_sample_evaluate_with_audit(tmp_path):
     (tmp_path / "weights.json").write_text(json.dumps({"grouping": "rollup", "cap": 5, "weights": {ytids[0]: 2.0}}))
     runner = CliRunner()
     run = tmp_path / "run"
-    res = runner.invoke(app, ["train", "--shards", str(tmp_path / "tok"), "--out", str(run), "--steps", "8",
-                              "--weights", str(tmp_path / "weights.json"), "--val-shards", str(tmp_path / "held")])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--shards",
+            str(tmp_path / "tok"),
+            "--out",
+            str(run),
+            "--steps",
+            "8",
+            "--weights",
+            str(tmp_path / "weights.json"),
+            "--val-shards",
+            str(tmp_path / "held"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((run / "config.json").read_text())["weights"].endswith("weights.json")
     assert (run / "tokens_manifest.json").exists()
-    res = runner.invoke(app, ["train", "--shards", str(tmp_path / "tok"), "--out", str(run), "--steps", "10", "--resume"])
+    res = runner.invoke(
+        app, ["train", "--shards", str(tmp_path / "tok"), "--out", str(run), "--steps", "10", "--resume"]
+    )
     assert res.exit_code == 0, res.output
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 10
 
     out = tmp_path / "samples"
-    res = runner.invoke(app, ["sample", "--run", str(run), "--prompt", "synthetic class 1", "--prompt",
-                              "synthetic class 2", "--out", str(out), "--seconds", "1.5", "--top-k", "8", "--seed", "3"])
+    res = runner.invoke(
+        app,
+        [
+            "sample",
+            "--run",
+            str(run),
+            "--prompt",
+            "synthetic class 1",
+            "--prompt",
+            "synthetic class 2",
+            "--out",
+            str(out),
+            "--seconds",
+            "1.5",
+            "--top-k",
+            "8",
+            "--seed",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     index = json.loads((out / "samples.json").read_text())
     assert [r["prompt"] for r in index] == ["synthetic class 1", "synthetic class 2"]
@@ -45,12 +79,38 @@ def test_train_sample_evaluate_with_audit(tmp_path):
     audit.mkdir()
     with (audit / "assignments.jsonl").open("w") as f:
         for i in range(6):
-            f.write(json.dumps({"ytid": f"hsyn{i:08d}"[-11:], "key": "", "row": i,
-                                "groups": {"region": ["north" if i < 3 else "south"], "genre": ["rock"]},
-                                "rollup": "global_north" if i < 3 else "global_south", "evidence": []}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "ytid": f"hsyn{i:08d}"[-11:],
+                        "key": "",
+                        "row": i,
+                        "groups": {"region": ["north" if i < 3 else "south"], "genre": ["rock"]},
+                        "rollup": "global_north" if i < 3 else "global_south",
+                        "evidence": [],
+                    }
+                )
+                + "\n"
+            )
     ev = tmp_path / "eval"
-    res = runner.invoke(app, ["evaluate", "--run", str(run), "--shards", str(tmp_path / "held"), "--out", str(ev),
-                              "--audit", str(audit), "--num-samples", "4", "--seconds", "1.5"])
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--run",
+            str(run),
+            "--shards",
+            str(tmp_path / "held"),
+            "--out",
+            str(ev),
+            "--audit",
+            str(audit),
+            "--num-samples",
+            "4",
+            "--seconds",
+            "1.5",
+        ],
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((ev / "metrics.json").read_text())
     assert m["nll"]["clips"] == 6 and len(m["nll"]["nll_acoustic_per_codebook"]) == 2

@@ -26,13 +26,35 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_rank_gloo_run_trains_on_disjoint_shards(tmp_path):
     make_synthetic_tokens(tmp_path / "tok", clips=16, shards=4)
-    cfg = TrainConfig.preset("tiny", str(tmp_path / "tok"), str(tmp_path / "run"), steps=6, batch_size=4,
-                             log_every=2, ckpt_every=6, warmup_steps=2, crop_seconds=2.0)
+    cfg = TrainConfig.preset(
+        "tiny",
+        str(tmp_path / "tok"),
+        str(tmp_path / "run"),
+        steps=6,
+        batch_size=4,
+        log_every=2,
+        ckpt_every=6,
+        warmup_steps=2,
+        crop_seconds=2.0,
+    )
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-           "-m", "cadenza.training.trainer", str(tmp_path / "cfg.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "cadenza.training.trainer",
+        str(tmp_path / "cfg.json"),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=500, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
