@@ -76,8 +76,9 @@ def raw_tarfile(shards: list[str], decode: bool) -> int:
     return n
 
 
-def loader(shards: list[str], spec: TokenSpec) -> int:
-    stream = TokenStream(shards, spec, LoaderConfig(batch_size=16, crop_seconds=10.0, train=False))
+def loader(shards: list[str], spec: TokenSpec, workers: int = 0) -> int:
+    cfg = LoaderConfig(batch_size=16, crop_seconds=10.0, train=False, num_workers=workers)
+    stream = TokenStream(shards, spec, cfg)
     return sum(len(b["keys"]) for b in make_loader(stream))
 
 
@@ -104,10 +105,14 @@ def main() -> None:
         spec = TokenSpec.from_manifest(manifest)
         raw = best_rate(lambda: raw_tarfile(shards, decode=False))
         raw_dec = best_rate(lambda: raw_tarfile(shards, decode=True))
-        ours = best_rate(lambda: loader(shards, spec))
-        print(f"loader: {ours:,.0f} samples/s (decode, crop, pad, collate to tensors)")
-        print(f"raw tarfile, bytes only: {raw:,.0f} samples/s -> ratio {ours / raw:.2f}x")
-        print(f"raw tarfile + np.load/json of every member: {raw_dec:,.0f} samples/s -> ratio {ours / raw_dec:.2f}x")
+        print(f"raw tarfile, bytes only: {raw:,.0f} samples/s")
+        print(f"raw tarfile + np.load/json of every member: {raw_dec:,.0f} samples/s")
+        for workers in (0, 2):
+            ours = best_rate(lambda w=workers: loader(shards, spec, w))
+            print(
+                f"loader, {workers} workers (decode, check, crop, pad, collate): {ours:,.0f} samples/s -> "
+                f"{ours / raw:.2f}x raw bytes, {ours / raw_dec:.2f}x raw + decode"
+            )
         assert len(list_shards(str(tokens / "shards"))) == len(shards)
 
         for size, steps, batch, crop in (("tiny", 20, 8, 10.0), ("small", args.small_steps, 2, 10.0)):

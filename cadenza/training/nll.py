@@ -10,7 +10,14 @@ import torch
 
 
 def batch_to(batch: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """Move a collated batch to `device`; int16 token tensors become int64 there."""
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, non_blocking=True)
+            v = v.long() if v.dtype == torch.int16 else v
+        out[k] = v
+    return out
 
 
 @torch.no_grad()

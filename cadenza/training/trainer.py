@@ -183,8 +183,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ckpt_io.load_optimizer(ckpt, opt, state)
         start_step, data_batches = state["step"], state["data"]["batches_per_rank"]
         if (state["data"]["world_size"], state["data"]["num_workers"]) != (world, cfg.num_workers):
-            log.warning("resuming with another world size / worker count: the data order will differ from "
-                        "an uninterrupted run (same data, not the same sequence)")
+            log.warning(
+                "resuming with another world size / worker count: the data order will differ from "
+                "an uninterrupted run (same data, not the same sequence)"
+            )
         if rank == 0:
             _truncate_metrics(run / "metrics.jsonl", start_step)
             log.info("resumed from %s at step %d", ckpt, start_step)

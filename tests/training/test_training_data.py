@@ -55,7 +55,7 @@ def test_loader_survives_truncated_tar_and_missing_member(tmp_path):
     data = shards[0].read_bytes()
     # shard 0: cut in the middle of a member's data (the tar reader raises)
     shards[0].write_bytes(data[: members[12].offset_data + 10])
-    # shard 3: cut at a member boundary (the tar reader just stops; only the size tells)
+    # shard 3: cut at a member boundary (no end-of-archive marker; its stats also give another size)
     data3 = shards[3].read_bytes()
     shards[3].write_bytes(data3[: members[10].offset])
     # shard 1: rewrite with one sample that lost its acoustic tokens
@@ -72,10 +72,12 @@ def test_loader_survives_truncated_tar_and_missing_member(tmp_path):
     assert len(_complete_keys(shards[0])) == 2 and len(_complete_keys(shards[3])) == 2
     assert sorted(seen) == sorted(expected)
     assert broken_key not in seen
-    assert stream.counts.unreadable_shards == 1
+    assert stream.counts.unreadable_shards == 2
     assert stream.counts.truncated_shards == 2
     assert stream.counts.corrupt_samples >= 1
     assert any("missing member acoustic.npy" in e for e in stream.counts.errors)
+    assert any("unexpected end of data" in e for e in stream.counts.errors)
+    assert any("no end-of-archive marker" in e for e in stream.counts.errors)
     assert stream.counts.samples == len(seen)
 
     # the endless training stream goes on across epochs and reports the same problems in its batches
@@ -83,7 +85,7 @@ def test_loader_survives_truncated_tar_and_missing_member(tmp_path):
     it = iter(make_loader(train))
     batches = [next(it) for _ in range(12)]  # more than one epoch's worth
     counts = batches[-1]["counts"][0]
-    assert counts["unreadable_shards"] >= 2 and counts["truncated_shards"] >= 4 and counts["corrupt_samples"] >= 2
+    assert counts["unreadable_shards"] >= 4 and counts["truncated_shards"] >= 4 and counts["corrupt_samples"] >= 2
 
 
 def test_foreign_fingerprint_stops_the_stream(tmp_path):
@@ -168,3 +170,24 @@ def test_text_embeddings_round_trip(tmp_path):
     raw = next(iter_tar_samples(str(tmp_path / "t/shards/tokens-000000.tar")))
     first = np.load(io.BytesIO(raw["text.npy"])).astype(np.float32)
     np.testing.assert_allclose(b["text"][0].numpy(), first)
+
+
+def test_pax_tars_fall_back_to_tarfile(tmp_path):
+    """Shards written by other tools (PAX headers, long names) still load."""
+    make_synthetic_tokens(tmp_path / "t", clips=4, shards=1)
+    shard = tmp_path / "t/shards/tokens-000000.tar"
+    samples = list(iter_tar_samples(str(shard)))
+    with tarfile.open(shard, "w", format=tarfile.PAX_FORMAT) as tar:
+        for s in samples:
+            for ext, data in s.items():
+                if ext.startswith("__"):
+                    continue
+                info = tarfile.TarInfo(f"{s['__key__']}.{ext}")
+                info.size = len(data)
+                info.pax_headers = {"comment": "written elsewhere"}
+                tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "t/shards/tokens-000000.stats.json").write_text("{}")
+    stream = _stream(tmp_path / "t", cfg={"train": False})
+    keys = [k for b in make_loader(stream) for k in b["keys"]]
+    assert sorted(keys) == sorted(s["__key__"] for s in samples)
+    assert stream.counts.unreadable_shards == 0 and stream.counts.corrupt_samples == 0
