@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import soundfile as sf
 import torch
 from typer.testing import CliRunner
@@ -14,6 +15,7 @@ from cadenza.training.synthetic import make_synthetic_tokens
 torch.set_num_threads(2)
 
 
+@pytest.mark.slow
 def test_train_sample_evaluate_with_audit(tmp_path):
     make_synthetic_tokens(tmp_path / "tok", clips=16, shards=2)
     make_synthetic_tokens(tmp_path / "held", clips=6, shards=1, seed=3, key_prefix="h")
