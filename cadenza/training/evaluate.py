@@ -92,7 +92,7 @@ def generation_metrics(
     ref: list[dict[str, Any]],
     spec: TokenSpec,
     cfg: EvalConfig,
-    train_ngrams: set[bytes] | None,
+    train_ngrams: np.ndarray | None,
     mem_n: int,
 ) -> dict[str, Any]:
     """Everything comparing generated clips with held-out reference clips (same prompts)."""
@@ -180,9 +180,11 @@ def evaluate(
     train_dir = train_shards or run_cfg.get("shards")
     if train_dir and Path(train_dir, "manifest.json").exists():
         _, train_list = load_token_dir(train_dir)
-        train_ngrams = set()
-        for c in _clips(TokenStream(train_list, spec, LoaderConfig(64, 1e9, train=False))):
-            train_ngrams.update(tm.ngrams(c["semantic"], mem_n))
+        hashes = [
+            tm.ngram_hashes(c["semantic"], mem_n)
+            for c in _clips(TokenStream(train_list, spec, LoaderConfig(64, 1e9, train=False)))
+        ]
+        train_ngrams = np.unique(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
 
     wavs = []
     if prompts:

@@ -71,14 +71,27 @@ def repetition_diversity(seqs: Sequence[np.ndarray], n: int = 4) -> dict[str, fl
     }
 
 
-def memorization(seqs: Sequence[np.ndarray], train_ngrams: set[bytes], n: int) -> dict[str, float]:
+def ngram_hashes(seq: np.ndarray, n: int) -> np.ndarray:
+    """64-bit polynomial hashes of every n-gram of a token sequence (vectorized; wraps mod 2**64)."""
+    a = np.asarray(seq).astype(np.uint64) + np.uint64(1)
+    if len(a) < n:
+        return np.zeros(0, dtype=np.uint64)
+    h = np.zeros(len(a) - n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(n):
+            h = h * np.uint64(1_000_003) + a[j : j + len(h)]
+    return h
+
+
+def memorization(seqs: Sequence[np.ndarray], train_hashes: np.ndarray, n: int) -> dict[str, float]:
     """How often generated sequences copy training data: share of their n-grams found verbatim in the
-    training set, and share of clips with at least one such n-gram."""
+    training set (`train_hashes`: sorted unique `ngram_hashes` of the training clips), and share of
+    clips with at least one such n-gram."""
     hits, total, clips_hit = 0, 0, 0
     for s in seqs:
-        g = ngrams(s, n)
-        h = sum(x in train_ngrams for x in g)
-        hits, total, clips_hit = hits + h, total + len(g), clips_hit + (h > 0)
+        h = ngram_hashes(s, n)
+        found = int(np.isin(h, train_hashes, assume_unique=False).sum()) if len(h) else 0
+        hits, total, clips_hit = hits + found, total + len(h), clips_hit + (found > 0)
     return {
         "ngram": n,
         "train_ngram_match_fraction": hits / total if total else float("nan"),
