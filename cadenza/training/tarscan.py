@@ -1,0 +1,54 @@
+"""Fast member listing for the uncompressed USTAR tars cadenza writes.
+
+Python's `tarfile` parses every header field in Python; for token shards (thousands of small members)
+that costs more than decoding the tokens. A shard is read whole (token shards are small) and its
+headers are walked directly: name, size, type and checksum, then the member is a zero-copy slice.
+Tars using PAX/GNU extensions are left to `tarfile` (`Unsupported`).
+"""
+
+from __future__ import annotations
+
+import tarfile
+
+BLOCK = 512
+ZERO_BLOCK = bytes(BLOCK)
+
+
+class Unsupported(Exception):
+    """A header this scanner does not handle (PAX or GNU long names): use tarfile instead."""
+
+
+def _octal(field: bytes) -> int:
+    field = field.split(b"\0", 1)[0].strip()
+    return int(field, 8) if field else 0
+
+
+def scan(data: bytes) -> tuple[list[tuple[str, int, int]], Exception | None]:
+    """(name, start, end) of every regular member, and the error that stopped the scan, if any.
+
+    Members before a damaged or truncated spot are returned, so a caller can salvage them."""
+    entries: list[tuple[str, int, int]] = []
+    pos, n = 0, len(data)
+    while True:
+        if pos + BLOCK > n:
+            return entries, tarfile.ReadError(f"truncated: no end-of-archive marker after {pos} bytes")
+        header = data[pos : pos + BLOCK]
+        if header == ZERO_BLOCK:
+            return entries, None
+        stored = _octal(header[148:156])
+        if sum(header[:148]) + 8 * 32 + sum(header[156:]) != stored:
+            return entries, tarfile.ReadError(f"bad header checksum at byte {pos}")
+        kind = header[156:157]
+        if kind in (b"x", b"g", b"L", b"K"):
+            raise Unsupported(f"tar extension header {kind!r}")
+        size = _octal(header[124:136])
+        start, end = pos + BLOCK, pos + BLOCK + size
+        if end > n:
+            return entries, tarfile.ReadError(f"unexpected end of data in member at byte {pos}")
+        if kind in (b"0", b"\0"):
+            name = header[:100].split(b"\0", 1)[0]
+            if header[257:262] == b"ustar":
+                prefix = header[345:500].split(b"\0", 1)[0]
+                name = prefix + b"/" + name if prefix else name
+            entries.append((name.decode("utf-8"), start, end))
+        pos = start + (size + BLOCK - 1) // BLOCK * BLOCK

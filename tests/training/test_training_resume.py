@@ -1,0 +1,70 @@
+"""Exact resume from non-pickle checkpoints, and refusal of foreign shards at resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cadenza.training.data import FingerprintMismatch
+from cadenza.training.synthetic import make_synthetic_tokens
+from cadenza.training.trainer import TrainConfig, train
+
+torch.set_num_threads(2)
+
+
+def _cfg(tokens, run, **kw) -> TrainConfig:
+    base = dict(
+        steps=12,
+        schedule_steps=12,
+        batch_size=4,
+        grad_accum=2,
+        warmup_steps=3,
+        log_every=2,
+        ckpt_every=3,
+        shuffle_buffer=16,
+        crop_seconds=2.0,
+    )
+    return TrainConfig.preset("tiny", str(tokens), str(run), **{**base, **kw})
+
+
+def _weights(run):
+    latest = json.loads((run / "checkpoints/latest.json").read_text())["path"]
+    return load_file(run / "checkpoints" / latest / "model.safetensors")
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    make_synthetic_tokens(tmp_path / "tok", clips=20, shards=3)
+    train(_cfg(tmp_path / "tok", tmp_path / "straight"))
+    train(_cfg(tmp_path / "tok", tmp_path / "halves", steps=6))
+    summary = train(_cfg(tmp_path / "tok", tmp_path / "halves", resume=True))
+    assert summary["steps"] == 12
+
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "halves")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+    def curve(run):
+        return [
+            (x["step"], round(x["loss"], 5)) for x in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        ]
+
+    assert curve(tmp_path / "straight") == curve(tmp_path / "halves")
+
+    # checkpoints hold only safetensors and JSON: nothing to unpickle
+    ckpt = tmp_path / "halves/checkpoints"
+    files = {p.suffix for d in ckpt.glob("step-*") for p in d.iterdir()}
+    assert files == {".safetensors", ".json"}
+    state = json.loads(next(ckpt.glob("step-*/state.json")).read_text())
+    assert {"rng", "optimizer", "schedule", "data", "model_configs", "token_spec"} <= state.keys()
+
+
+def test_resume_refuses_shards_of_other_tokenizers(tmp_path):
+    make_synthetic_tokens(tmp_path / "a", clips=8, shards=1)
+    make_synthetic_tokens(tmp_path / "b", clips=8, shards=1, fingerprints={"semantic": "other-kmeans"})
+    train(_cfg(tmp_path / "a", tmp_path / "run", steps=2, ckpt_every=2))
+    with pytest.raises(FingerprintMismatch, match="semantic"):
+        train(_cfg(tmp_path / "b", tmp_path / "run", steps=4, resume=True))
