@@ -13,7 +13,6 @@ import dataclasses
 import importlib
 import json
 import shlex
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 # where each stage writes under one output root; the DAGs and the demo use the same layout
 STAGE_DIRS = {
     "metadata": "metadata", "audio": "audio", "tokens": "tokens", "audit": "audit",
-    "run": "run", "samples": "samples", "eval": "eval",
+    "split": "split", "run": "run", "samples": "samples", "eval": "eval",
 }
 
 # stage -> (module, entry point)
@@ -170,30 +169,52 @@ def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_d
 # ---------------------------------------------------------------- training side
 
 
-def train(tokens_dir: str, run_dir: str, *, preset: str = "tiny", max_steps: int = 200, weights: str | None = None,
-          seed: int = 0) -> dict[str, Any]:
+def split_tokens(tokens_dir: str, split_dir: str, *, heldout_shards: int = 1) -> dict[str, Any]:
+    """Train and held-out views of the token shards (symlinks, no copies), so evaluation is on unseen clips."""
+    from cadenza.training.splits import split_token_dir
+
+    with running("split_tokens"):
+        return split_token_dir(tokens_dir, f"{split_dir}/train", f"{split_dir}/heldout", heldout_shards)
+
+
+def train(tokens_dir: str, run_dir: str, *, preset: str = "tiny", steps: int = 200, weights: str | None = None,
+          seed: int = 0, val_shards: str | None = None, resume: bool = True) -> dict[str, Any]:
+    """Train (or resume, and skip when the run already reached `steps`)."""
     mod = _entry("train")
+    resume = resume and Path(run_dir, "config.json").is_file()
     config = _config("train", mod.TrainConfig, {
-        "tokens_dir": tokens_dir, "run_dir": run_dir, "preset": preset, "max_steps": max_steps,
-        "weights": weights, "seed": seed})
+        "shards": tokens_dir, "out": run_dir, "model": preset, "steps": steps, "weights": weights, "seed": seed,
+        "val_shards": val_shards, "resume": resume})
     with running("train"):
         result = mod.train(config)
-    return _outputs({"dir": run_dir}, result)
+    return _outputs({"dir": run_dir, "metrics_log": f"{run_dir}/metrics.jsonl"}, result)
 
 
-def sample(run_dir: str, samples_dir: str, *, num_samples: int = 4, prompts: list[str] | None = None,
-           seed: int = 0) -> dict[str, Any]:
+def sample(run_dir: str, samples_dir: str, *, prompts: list[str], seconds: float = 10.0, seed: int = 0,
+           codec_random_init: bool = False, codec_weights: str | None = None) -> dict[str, Any]:
     mod = _entry("sample")
+    if not prompts:
+        raise StageError("sample", "no prompts given")
     with running("sample"):
-        result = mod.sample(run_dir=run_dir, out_dir=samples_dir, num_samples=num_samples, prompts=prompts, seed=seed)
-    return _outputs({"dir": samples_dir}, result)
+        results = mod.sample(run_dir, list(prompts), samples_dir, mod.SampleConfig(seconds=seconds, seed=seed),
+                             codec_random_init=codec_random_init, codec_weights=codec_weights)
+    return {"dir": samples_dir, "index": f"{samples_dir}/samples.json", "wavs": [r["wav"] for r in results]}
 
 
-def evaluate(run_dir: str, samples_dir: str, eval_dir: str) -> dict[str, Any]:
+def evaluate(run_dir: str, heldout_dir: str, eval_dir: str, *, audit_dir: str | None = None, num_samples: int = 4,
+             seconds: float | None = None, codec_random_init: bool = False,
+             codec_weights: str | None = None) -> dict[str, Any]:
     mod = _entry("evaluate")
+    config = mod.EvalConfig(num_samples=num_samples, seconds=seconds)
     with running("evaluate"):
-        result = mod.evaluate(run_dir=run_dir, samples_dir=samples_dir, out_dir=eval_dir)
-    return _outputs({"dir": eval_dir, "report": f"{eval_dir}/report.json"}, result)
+        metrics = mod.evaluate(run_dir, heldout_dir, eval_dir, audit_dir=audit_dir, config=config,
+                               codec_random_init=codec_random_init, codec_weights=codec_weights)
+    return {"dir": eval_dir, "metrics": f"{eval_dir}/metrics.json", "report_html": f"{eval_dir}/report.html",
+            "by_group": bool(audit_dir), "heldout_nll": _jsonable_or_none(_as_dict(metrics).get("nll"))}
+
+
+def _jsonable_or_none(v: Any) -> Any:
+    return v if _jsonable(v) else None
 
 
 def _as_dict(result: Any) -> dict[str, Any]:
@@ -218,48 +239,3 @@ def _jsonable(v: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-# ---------------------------------------------------------------- audit breakdown of an evaluation
-
-PER_ITEM_KEYS = ("per_sample", "per_clip", "samples", "items")
-
-
-def audit_breakdown(eval_report: str, assignments: str, out_path: str) -> dict[str, Any]:
-    """Mean of every numeric evaluation metric per audit group, so gaps between groups show.
-
-    `eval_report` is a JSON file with a list of per-item records under one of PER_ITEM_KEYS, each with
-    the `ytid` (or sample `key`) of the clip whose caption prompted it; `assignments` is the audit's
-    assignments.jsonl. Items whose clip the audit does not know are counted under "unassigned".
-    """
-    from cadenza.shards import read_json, write_json_atomic
-
-    report = read_json(eval_report)
-    items = next((report[k] for k in PER_ITEM_KEYS if isinstance(report.get(k), list)), None)
-    if items is None:
-        raise StageError("audit_breakdown", f"{eval_report}: no per-item list under any of {PER_ITEM_KEYS}")
-    by_id: dict[str, dict[str, Any]] = {}
-    for line in Path(assignments).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            a = json.loads(line)
-            by_id[a["ytid"]] = by_id[a.get("key", a["ytid"])] = a
-    sums: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for item in items:
-        a = by_id.get(str(item.get("ytid", ""))) or by_id.get(str(item.get("key", "")))
-        groups = {"rollup": [a["rollup"]] if a else ["unassigned"]}
-        for grouping, names in ((a or {}).get("groups") or {}).items():
-            groups[grouping] = names or ["unspecified"]
-        metrics = {k: float(v) for k, v in item.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        for grouping, names in groups.items():
-            for name in names:
-                counts[grouping][name] += 1
-                for k, v in metrics.items():
-                    sums[grouping][name][k] += v
-    out = {
-        "source": eval_report, "assignments": assignments, "items": len(items),
-        "groups": {g: {n: {"n": counts[g][n], **{k: s / counts[g][n] for k, s in sorted(sums[g][n].items())}}
-                       for n in sorted(counts[g])} for g in sorted(counts)},
-    }
-    write_json_atomic(out_path, out)
-    return {"path": out_path, "items": len(items), "groupings": sorted(counts)}

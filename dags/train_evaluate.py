@@ -1,5 +1,5 @@
-"""Train the two-stage model on token shards -> sample from it -> evaluate -> break the evaluation down by
-the audit's groups.
+"""Split token shards into train / held-out -> train the two-stage model -> sample -> evaluate on the
+held-out clips, every metric broken down by the audit's cultural groups.
 
 Each task calls the library (cadenza.orchestration -> cadenza.training.trainer.train, .sampler.sample,
 .evaluate.evaluate); outputs travel as XComs. Expects the layout musiccaps_ingest writes under `out_dir`
@@ -29,53 +29,61 @@ from airflow.sdk import Param, dag, task
         "max_steps": Param(200, type="integer", minimum=1, description="training steps"),
         "use_audit_weights": Param(True, type="boolean",
                                    description="reweight sampling with the audit's weights.json when present"),
-        "num_samples": Param(4, type="integer", minimum=1, description="samples to generate"),
-        "prompts": Param(None, type=["null", "array"], description="captions to sample (default: held-out ones)"),
+        "num_samples": Param(4, type="integer", minimum=1, description="held-out captions generated in evaluation"),
+        "prompts": Param(["a calm piano melody", "an energetic electronic dance track with a heavy kick"],
+                         type="array", items={"type": "string"}, description="captions to sample"),
+        "seconds": Param(10.0, type="number", minimum=0.5, description="length of each sample"),
+        "heldout_shards": Param(1, type="integer", minimum=1, description="token shards held out for evaluation"),
+        "random_init": Param(False, type="boolean",
+                             description="the tokens were made with a random-init codec (demo): decode with it"),
         "seed": Param(0, type="integer"),
     },
 )
 def train_evaluate():
     @task
-    def train(params=None) -> dict:
+    def split_tokens(params=None) -> dict:
+        from cadenza import orchestration as o
+
+        dirs = o.stage_dirs(params["out_dir"])
+        return o.split_tokens(params["tokens_dir"] or dirs["tokens"], dirs["split"],
+                              heldout_shards=params["heldout_shards"])
+
+    @task
+    def train(split: dict, params=None) -> dict:
         from pathlib import Path
 
         from cadenza import orchestration as o
 
         dirs = o.stage_dirs(params["out_dir"])
         weights = Path(params["audit_dir"] or dirs["audit"]).expanduser() / "weights.json"
-        return o.train(params["tokens_dir"] or dirs["tokens"], dirs["run"], preset=params["preset"],
-                       max_steps=params["max_steps"], seed=params["seed"],
+        return o.train(split["train"], dirs["run"], preset=params["preset"], steps=params["max_steps"],
+                       seed=params["seed"],
                        weights=str(weights) if params["use_audit_weights"] and weights.is_file() else None)
 
     @task
     def sample(run: dict, params=None) -> dict:
         from cadenza import orchestration as o
 
-        return o.sample(run["dir"], o.stage_dirs(params["out_dir"])["samples"], num_samples=params["num_samples"],
-                        prompts=params["prompts"], seed=params["seed"])
+        return o.sample(run["dir"], o.stage_dirs(params["out_dir"])["samples"], prompts=params["prompts"],
+                        seconds=params["seconds"], seed=params["seed"], codec_random_init=params["random_init"])
 
     @task
-    def evaluate(run: dict, samples: dict, params=None) -> dict:
-        from cadenza import orchestration as o
-
-        return o.evaluate(run["dir"], samples["dir"], o.stage_dirs(params["out_dir"])["eval"])
-
-    @task
-    def audit_breakdown(evaluation: dict, params=None) -> dict:
+    def evaluate(split: dict, run: dict, samples: dict, params=None) -> dict:
         from pathlib import Path
 
         from cadenza import orchestration as o
 
         dirs = o.stage_dirs(params["out_dir"])
-        assignments = Path(params["audit_dir"] or dirs["audit"]).expanduser() / "assignments.jsonl"
-        if not assignments.is_file():
-            raise o.StageError("audit_breakdown", f"no audit assignments at {assignments}: run musiccaps_ingest "
-                                                  "(or `cadenza audit`) first, or set audit_dir")
-        return o.audit_breakdown(evaluation["report"], str(assignments), f"{dirs['eval']}/audit_breakdown.json")
+        audit_dir = Path(params["audit_dir"] or dirs["audit"]).expanduser()
+        if not (audit_dir / "assignments.jsonl").is_file():
+            raise o.StageError("evaluate", f"no audit at {audit_dir}: run musiccaps_ingest (or `cadenza audit`) "
+                                           "first, or set audit_dir")
+        return o.evaluate(run["dir"], split["heldout"], dirs["eval"], audit_dir=str(audit_dir),
+                          num_samples=params["num_samples"], codec_random_init=params["random_init"])
 
-    run = train()
-    samples = sample(run)
-    audit_breakdown(evaluate(run, samples))
+    split = split_tokens()
+    run = train(split)
+    evaluate(split, run, sample(run))
 
 
 train_evaluate()

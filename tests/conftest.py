@@ -17,14 +17,14 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path_factory.getbasetemp() / "cadenza-cache"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def musiccaps_csv() -> Path:
     if not MUSICCAPS_CSV.is_file():
         pytest.skip(f"real MusicCaps CSV not present at {MUSICCAPS_CSV}")
     return MUSICCAPS_CSV
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ontology_json() -> Path:
     if not ONTOLOGY_JSON.is_file():
         pytest.skip(f"AudioSet ontology not present at {ONTOLOGY_JSON}")

@@ -24,7 +24,7 @@ def test_beam_args():
 def test_stage_dirs_layout(tmp_path):
     dirs = orch.stage_dirs(tmp_path)
     assert dirs["audio"] == str(tmp_path / "audio") and dirs["tokens"] == str(tmp_path / "tokens")
-    assert set(dirs) == {"metadata", "audio", "tokens", "audit", "run", "samples", "eval"}
+    assert set(dirs) == {"metadata", "audio", "tokens", "audit", "split", "run", "samples", "eval"}
 
 
 def test_fetch_metadata_on_the_demo_csv(tmp_path):
@@ -76,38 +76,26 @@ def test_running_wraps_errors_once():
     assert isinstance(info.value.__cause__, ZeroDivisionError)
 
 
-def test_audit_breakdown_means_per_group(tmp_path):
-    report = tmp_path / "report.json"
-    report.write_text(json.dumps({"per_sample": [
-        {"ytid": "aaaaaaaaaaa", "clap_score": 0.2, "fad_proxy": 3.0, "prompt": "x"},
-        {"ytid": "bbbbbbbbbbb", "clap_score": 0.4, "fad_proxy": 1.0},
-        {"ytid": "ccccccccccc", "clap_score": 0.9, "fad_proxy": 5.0},
-        {"ytid": "zzzzzzzzzzz", "clap_score": 0.0},
-    ]}))
-    assignments = tmp_path / "assignments.jsonl"
-    rows = [
-        {"ytid": "aaaaaaaaaaa", "key": "aaaaaaaaaaa_0_1", "rollup": "global_north",
-         "groups": {"region": ["Western"], "genre": ["electronic"]}},
-        {"ytid": "bbbbbbbbbbb", "key": "bbbbbbbbbbb_0_1", "rollup": "global_north",
-         "groups": {"region": ["Western"], "genre": []}},
-        {"ytid": "ccccccccccc", "key": "ccccccccccc_0_1", "rollup": "global_south",
-         "groups": {"region": ["South Asia"], "genre": ["classical"]}},
-    ]
-    assignments.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = orch.audit_breakdown(str(report), str(assignments), str(tmp_path / "eval" / "breakdown.json"))
-    assert out["items"] == 4
-    got = json.loads((tmp_path / "eval" / "breakdown.json").read_text())["groups"]
-    assert got["rollup"]["global_north"] == {"n": 2, "clap_score": pytest.approx(0.3), "fad_proxy": pytest.approx(2.0)}
-    assert got["rollup"]["global_south"]["clap_score"] == pytest.approx(0.9)
-    assert got["rollup"]["unassigned"] == {"n": 1, "clap_score": 0.0}
-    assert got["genre"]["unspecified"]["n"] == 1 and got["region"]["Western"]["n"] == 2
+def test_split_tokens_makes_disjoint_views(tmp_path):
+    from cadenza.training.data import load_token_dir
+    from cadenza.training.synthetic import make_synthetic_tokens
 
-
-def test_audit_breakdown_needs_per_item_results(tmp_path):
-    (tmp_path / "r.json").write_text(json.dumps({"mean_score": 1.0}))
-    (tmp_path / "a.jsonl").write_text("")
-    with pytest.raises(orch.StageError, match="no per-item list"):
-        orch.audit_breakdown(str(tmp_path / "r.json"), str(tmp_path / "a.jsonl"), str(tmp_path / "o.json"))
+    make_synthetic_tokens(str(tmp_path / "tokens"), clips=12, shards=3, seconds=1.0)
+    out = orch.split_tokens(str(tmp_path / "tokens"), str(tmp_path / "split"), heldout_shards=1)
+    assert (out["train_shards"], out["heldout_shards"]) == (2, 1)
+    train_manifest, train_shards = load_token_dir(out["train"])
+    held_manifest, held_shards = load_token_dir(out["heldout"])
+    assert {p.rsplit("/", 1)[-1] for p in train_shards} == {"tokens-000000.tar", "tokens-000001.tar"}
+    assert [p.rsplit("/", 1)[-1] for p in held_shards] == ["tokens-000002.tar"]
+    assert train_manifest["tokenizers"] == held_manifest["tokenizers"]
+    assert held_manifest["split"]["name"] == "heldout"
+    # views link to the data; a rerun with another split leaves no stale shard behind
+    assert (tmp_path / "split" / "train" / "shards" / "tokens-000000.tar").is_symlink()
+    orch.split_tokens(str(tmp_path / "tokens"), str(tmp_path / "split"), heldout_shards=2)
+    assert len(load_token_dir(out["train"])[1]) == 1 and len(load_token_dir(out["heldout"])[1]) == 2
+    with pytest.raises(orch.StageError, match="at least 2"):
+        make_synthetic_tokens(str(tmp_path / "one"), clips=2, shards=1, seconds=1.0)
+        orch.split_tokens(str(tmp_path / "one"), str(tmp_path / "split1"))
 
 
 def test_stage_results_become_json_xcoms(tmp_path):

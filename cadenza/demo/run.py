@@ -19,6 +19,12 @@ from cadenza import orchestration as orch
 
 DEMO_BEAM_OPTIONS = ["--direct_num_workers=2", "--direct_running_mode=multi_threading"]
 DEMO_SHARD_SIZE = 16  # small shards, so the demo shows several
+DEMO_PROMPTS = [
+    "an energetic house track with a four-on-the-floor kick and a detuned saw bass",
+    "a slow sitar melody over a drone with tabla",
+    "a bright chiptune melody with square waves at a fast tempo",
+    "a gamelan ensemble with metallophones and a gong",
+]
 DEMO_SEMANTIC_CLUSTERS = 128  # a few dozen clips hold ~20k feature frames: enough for 128 centroids
 
 
@@ -48,10 +54,11 @@ class DemoPlan:
             ("tokenize", ("RANDOM-INIT codec (offline: tokens are not meaningful)" if self.offline
                           else "pretrained EnCodec") + f", k-means semantic, MiniLM text -> {d['tokens']}"),
             ("audit", f"cultural-bias report and sampling weights -> {d['audit']}"),
-            ("train", f"tiny two-stage model, {self.max_steps} steps -> {d['run']}"),
-            ("sample", f"{self.num_samples} samples from held-out captions -> {d['samples']}"),
-            ("evaluate", f"evaluation report -> {d['eval']}"),
-            ("audit_breakdown", f"evaluation per audit group -> {d['eval']}/audit_breakdown.json"),
+            ("train", f"hold out the last token shard, train the tiny two-stage model {self.max_steps} steps "
+                      f"-> {d['run']}"),
+            ("sample", f"{self.num_samples} samples from text prompts (WAV + spectrogram) -> {d['samples']}"),
+            ("evaluate", f"held-out NLL, token statistics, audio distance, memorization, per audit group "
+                         f"-> {d['eval']}"),
         ]
 
 
@@ -110,7 +117,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
             results["fetch_metadata"] = orch.fetch_metadata(csv_spec, dirs["metadata"])
         console.rule("ingest")
         results["ingest"] = orch.ingest(csv_spec, dirs["audio"], url_template=url_template,
-                                        shard_size=DEMO_SHARD_SIZE, limit=limit, ontology=ontology, beam=beam)
+                                        shard_size=_shard_size(plan), limit=limit, ontology=ontology, beam=beam)
     # the media server is no longer needed once the audio shards exist
     console.rule("tokenize")
     results["tokenize"] = orch.tokenize(dirs["audio"], dirs["tokens"], random_init=plan.offline,
@@ -120,15 +127,22 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
     results["audit"] = orch.audit(csv_spec, dirs["audit"], ontology=ontology,
                                   audio_dir=dirs["audio"], weights_out=weights)
     console.rule("train")
-    results["train"] = orch.train(dirs["tokens"], dirs["run"], preset="tiny", max_steps=max_steps,
+    results["split"] = orch.split_tokens(dirs["tokens"], dirs["split"], heldout_shards=1)
+    results["train"] = orch.train(results["split"]["train"], dirs["run"], preset="tiny", steps=max_steps,
                                   weights=weights, seed=seed)
     console.rule("sample / evaluate")
-    results["sample"] = orch.sample(dirs["run"], dirs["samples"], num_samples=num_samples, seed=seed)
-    results["evaluate"] = orch.evaluate(dirs["run"], dirs["samples"], dirs["eval"])
-    results["audit_breakdown"] = orch.audit_breakdown(results["evaluate"]["report"], results["audit"]["assignments"],
-                                                      f"{dirs['eval']}/audit_breakdown.json")
+    results["sample"] = orch.sample(dirs["run"], dirs["samples"], prompts=DEMO_PROMPTS[:num_samples], seed=seed,
+                                    codec_random_init=plan.offline)
+    results["evaluate"] = orch.evaluate(dirs["run"], results["split"]["heldout"], dirs["eval"],
+                                        audit_dir=dirs["audit"], num_samples=num_samples,
+                                        codec_random_init=plan.offline)
     print_summary(console, results)
     return results
+
+
+def _shard_size(plan: DemoPlan) -> int:
+    """Small shards offline, so there are several (evaluation holds the last one out); MusicCaps' default else."""
+    return min(DEMO_SHARD_SIZE, max(2, plan.n_clips // 3)) if plan.offline else 500
 
 
 def check_served(url_template: str, ytid: str) -> None:
@@ -166,8 +180,7 @@ def print_summary(console: Any, results: dict[str, Any]) -> None:
         ("audit report", results.get("audit", {}).get("report_html"), ""),
         ("training run", results.get("train", {}).get("dir"), ""),
         ("samples", results.get("sample", {}).get("dir"), ""),
-        ("evaluation", results.get("evaluate", {}).get("report"), ""),
-        ("audit breakdown", results.get("audit_breakdown", {}).get("path"), ""),
+        ("evaluation report", results.get("evaluate", {}).get("report_html"), ""),
     ]
     table = Table(title="cadenza demo: outputs")
     table.add_column("what", style="bold")

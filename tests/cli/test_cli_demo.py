@@ -24,7 +24,7 @@ def test_demo_plan_builds_the_dataset_and_lists_every_stage(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--clips", "1", "--plan"])
     assert result.exit_code == 0, result.output
     for stage in ("dataset", "fetch_metadata", "ingest", "tokenize", "audit", "train", "sample", "evaluate",
-                  "audit_breakdown", "RANDOM-INIT"):
+                  "per audit group", "RANDOM-INIT"):
         assert stage in result.output
     csv = tmp_path / "demo-data" / "musiccaps-demo.csv"
     assert len(load_musiccaps(csv).clips) == 2  # one synthesised clip + the planted missing-media row

@@ -135,10 +135,10 @@ def test_musiccaps_ingest_structure(repo_bag):
 def test_train_evaluate_structure(repo_bag):
     dag = repo_bag.dags["train_evaluate"]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"train", "sample", "evaluate", "audit_breakdown"}
+    assert set(tasks) == {"split_tokens", "train", "sample", "evaluate"}
+    assert tasks["train"].upstream_task_ids == {"split_tokens"}
     assert tasks["sample"].upstream_task_ids == {"train"}
-    assert tasks["evaluate"].upstream_task_ids == {"train", "sample"}
-    assert tasks["audit_breakdown"].upstream_task_ids == {"evaluate"}
+    assert tasks["evaluate"].upstream_task_ids == {"split_tokens", "train", "sample"}
     assert {"out_dir", "tokens_dir", "audit_dir", "preset", "max_steps", "num_samples", "seed"} <= set(
         dag.params.dump())
 
@@ -208,8 +208,12 @@ def test_both_dags_end_to_end_on_demo_data(airflow_home, tmp_path):
     assert Path(x["tokenize"]["manifest"]).is_file() and x["tokenize"]["random_weights"] is True
     assert Path(x["audit"]["report_html"]).is_file()
 
-    train_run = bag.dags["train_evaluate"].test(run_conf={"out_dir": str(out), "max_steps": 3, "num_samples": 2})
+    train_run = bag.dags["train_evaluate"].test(run_conf={
+        "out_dir": str(out), "max_steps": 3, "num_samples": 2, "random_init": True, "seconds": 1.0,
+        "prompts": ["a house track"]})
     assert str(train_run.state) in ("success", "DagRunState.SUCCESS"), _states(train_run)
     y = _xcoms(train_run)
-    assert Path(y["evaluate"]["report"]).is_file()
-    assert Path(y["audit_breakdown"]["path"]).is_file()
+    assert y["split_tokens"]["heldout_shards"] == 1
+    assert y["train"]["steps"] == 3
+    assert Path(y["sample"]["index"]).is_file()
+    assert Path(y["evaluate"]["report_html"]).is_file() and y["evaluate"]["by_group"] is True

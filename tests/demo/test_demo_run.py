@@ -21,11 +21,12 @@ def test_run_demo_end_to_end(tmp_path):
     assert first["ingest"]["clips_written"] == 7 and first["ingest"]["failures_by_category"]
     assert first["tokenize"]["random_weights"] is True
     for path in (first["ingest"]["manifest"], first["tokenize"]["manifest"], first["audit"]["report_html"],
-                 first["evaluate"]["report"], first["audit_breakdown"]["path"]):
+                 first["evaluate"]["report_html"], first["sample"]["index"]):
         assert Path(path).is_file(), path
     second = run_demo(tmp_path, n_clips=7, max_steps=3, num_samples=2)
     assert second["dataset"]["reused"] is True
     assert second["ingest"]["clips_written"] == first["ingest"]["clips_written"]
+    assert second["train"]["steps"] == first["train"]["steps"] == 3  # resumed at the end: nothing retrained
 
 
 def test_check_served_over_loopback(tmp_path):

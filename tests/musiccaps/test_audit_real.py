@@ -17,11 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def real_audit(tmp_path_factory):
-    from conftest import MUSICCAPS_CSV, ONTOLOGY_JSON
-
-    if not (MUSICCAPS_CSV.is_file() and ONTOLOGY_JSON.is_file()):
-        pytest.skip("real MusicCaps CSV / AudioSet ontology not present")
+def real_audit(tmp_path_factory, musiccaps_csv, ontology_json):
+    MUSICCAPS_CSV, ONTOLOGY_JSON = musiccaps_csv, ontology_json  # noqa: N806
     out = tmp_path_factory.mktemp("real-audit")
     metrics = run_audit(
         AuditConfig(
