@@ -43,9 +43,21 @@ def _register_all() -> None:
 _register_all()
 
 
+def _quiet_library_noise() -> None:
+    """Keep the terminal for cadenza's own progress: no per-load progress bars from transformers, and not
+    Beam's import-time warning about optional Google Cloud clients that local runs never use."""
+    import logging
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
+
+
 def main() -> None:
     from cadenza.sources import SourceError
 
+    _quiet_library_noise()
     try:
         app()
     except SourceError as exc:

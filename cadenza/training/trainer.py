@@ -73,6 +73,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 10
     resume: bool = False
+    progress: bool = True  # a progress bar on rank 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,6 +158,19 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
+def _progress_bar(cfg: TrainConfig, rank: int, start_step: int) -> Any:
+    """A rich progress bar on rank 0, stopped at the end of train()."""
+    if not cfg.progress or rank != 0 or start_step >= cfg.steps:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+                   TimeRemainingColumn(), transient=False)
+    bar.add_task("train", total=cfg.steps, completed=start_step, loss=float("nan"))
+    bar.start()
+    return bar
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train both stages; returns a summary (also written to RUN/train_summary.json)."""
     cfg = config
@@ -221,6 +235,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     step = start_step
     log_acc: dict[str, float] = {}
     acc_steps = 0
+    bar = _progress_bar(cfg, rank, start_step)
     while step < cfg.steps:
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
@@ -243,6 +258,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         step += 1
         acc_steps += 1
+        if bar is not None:
+            bar.update(bar.task_ids[0], completed=step, loss=float(out["loss"].detach()))
         if step % cfg.log_every == 0 or step == cfg.steps:
             n, acc_steps = acc_steps, 0
             elapsed = time.perf_counter() - t0
@@ -290,6 +307,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 ckpt_io.save_checkpoint(run, step, model, opt, state, keep=cfg.keep_checkpoints)
             if world > 1:
                 dist.barrier()
+    if bar is not None:
+        bar.stop()
 
     all_seen = _gather(sorted(shards_seen), world)
     all_counts = _gather(merge_counts(counts_by_worker), world)
