@@ -184,7 +184,7 @@ def print_summary(console: Any, results: dict[str, Any]) -> None:
     ]
     table = Table(title="cadenza demo: outputs")
     table.add_column("what", style="bold")
-    table.add_column("where", overflow="fold")
+    table.add_column("where", no_wrap=True)
     table.add_column("counts")
     for what, where, counts in rows:
         if where:
