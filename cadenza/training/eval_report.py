@@ -34,6 +34,7 @@ def plot_nll(out: Path, nll: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.bar(names, vals, color=["tab:blue"] + ["tab:orange"] * (len(vals) - 1))
     ax.set(ylabel="held-out NLL (nats/token)", title="Held-out NLL per stage and codebook")
+    ax.tick_params(axis="x", labelrotation=45)
     fig.tight_layout()
     fig.savefig(out / "nll_per_codebook.png", dpi=80)
     plt.close(fig)
@@ -111,6 +112,9 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style></head><body>",
         f"<h1>Evaluation of {html.escape(metrics['run'])} (step {metrics['step']})</h1>",
+        "<p style='background:#fee;border:1px solid #c00;padding:6px'><b>Random-weight codec:</b> these tokens "
+        "come from a randomly initialised EnCodec (tests and the demo only); the audio is not meaningful.</p>"
+        if metrics.get("random_weights") else "",
         f"<p>Held-out: {html.escape(metrics['heldout'])}; window {metrics['seconds']} s; "
         f"{nll.get('clips', 0)} held-out clips; data problems: {_fmt(metrics['data'])}</p>",
         "<h2>Held-out likelihood</h2><table>",

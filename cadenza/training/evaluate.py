@@ -21,7 +21,7 @@ import torch
 from cadenza.training import token_metrics as tm
 from cadenza.training.data import LoaderConfig, TokenSpec, TokenStream, load_token_dir, make_loader
 from cadenza.training.nll import heldout_nll
-from cadenza.training.sampler import SampleConfig, default_decoder, generate, write_outputs
+from cadenza.training.sampler import SampleConfig, default_decoder, generate, run_random_weights, write_outputs
 
 log = logging.getLogger(__name__)
 GROUPINGS = ("region", "genre", "instrument", "language", "vocal_gender")
@@ -202,6 +202,7 @@ def evaluate(
     metrics: dict[str, Any] = {
         "run": str(run),
         "step": state["step"],
+        "random_weights": run_random_weights(run),
         "heldout": heldout_dir,
         "seconds": seconds,
         "config": cfg.to_dict(),

@@ -134,6 +134,12 @@ def generate(
     return semantic, undelay(delayed)
 
 
+def run_random_weights(run_dir: Path) -> bool:
+    """Whether the run's tokens came from a random-weight codec (tests and the demo): every output says so."""
+    manifest = json.loads((Path(run_dir) / "tokens_manifest.json").read_text())
+    return bool(manifest.get("random_weights"))
+
+
 def default_text_encoder(run_dir: Path) -> TextEncoder:
     from cadenza.training.synthetic import SyntheticText
 
@@ -201,12 +207,14 @@ def sample(
     text = embed_prompts(encoder, prompts, spec).to(device)
     semantic, acoustic = generate(model, text, spec, cfg)
     results = []
+    random_weights = run_random_weights(run)
     for i, prompt in enumerate(prompts):
         name = f"sample-{i:03d}"
         codes = acoustic[i].cpu().numpy().astype(np.int16)
         np.savez(out / f"{name}.tokens.npz", semantic=semantic[i].cpu().numpy().astype(np.int16), acoustic=codes)
         audio = np.asarray(dec.decode(codes), dtype=np.float32)
-        meta = {"prompt": prompt, "index": i, "step": state["step"], "tokens": f"{name}.tokens.npz", **cfg.to_dict()}
+        meta = {"prompt": prompt, "index": i, "step": state["step"], "tokens": f"{name}.tokens.npz",
+                "random_weights": random_weights, **cfg.to_dict()}
         results.append(write_outputs(out, name, audio, int(dec.sample_rate), meta))
     (out / "samples.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
