@@ -76,8 +76,8 @@ def missing_stages(offline: bool = True) -> dict[str, str]:
 
 
 def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, seed: int = 0, max_steps: int = 60,
-             num_samples: int = 4, limit: int | None = None, plan_only: bool = False, console: Any = None
-             ) -> dict[str, Any]:
+             num_samples: int = 4, limit: int | None = None, plan_only: bool = False, console: Any = None,
+             sample_seconds: float = 10.0) -> dict[str, Any]:
     """Run the chain and return every stage's outputs (paths and counts), printing a summary."""
     from rich.console import Console
 
@@ -132,6 +132,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
                                   weights=weights, seed=seed)
     console.rule("sample / evaluate")
     results["sample"] = orch.sample(dirs["run"], dirs["samples"], prompts=DEMO_PROMPTS[:num_samples], seed=seed,
+                                    seconds=sample_seconds,
                                     codec_random_init=plan.offline)
     results["evaluate"] = orch.evaluate(dirs["run"], results["split"]["heldout"], dirs["eval"],
                                         audit_dir=dirs["audit"], num_samples=num_samples,
