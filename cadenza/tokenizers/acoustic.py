@@ -7,7 +7,7 @@ sample audio, as EnCodec's own training does on its first batch. Such a codec is
 `random_weights` everywhere and saved next to the tokens so the same weights can decode them.
 
 Codes never depend on batching: each clip is encoded on its own (batching, like the torch thread count,
-changes float rounding and so a few percent of codes; see benchmarks/tokenize.py). The default fast
+changes float rounding and so a few percent of codes; see benchmarks/bench_tokenize.py). The default fast
 path is an inference-only copy of encoder + quantizer with weight norm folded into plain conv weights,
 traced and frozen per input length: the fastest variant measured whose codes equal eager ones.
 Run one single-thread worker per core: codes are reproducible for a fixed thread count.

@@ -1,6 +1,6 @@
 """Loader throughput vs raw tarfile iteration, and training tokens/s of the tiny and small configs.
 
-    PYTHONPATH=. python benchmarks/train.py [--clips 1200] [--threads 2]
+    PYTHONPATH=. python benchmarks/bench_train.py [--clips 1200] [--threads 2]
 
 Shards have MusicCaps-like shapes: 10 s clips, semantic 50 Hz (500 tokens), EnCodec 24 kHz at 6 kbps
 (8 codebooks x 750 frames), 384-dim caption embeddings.

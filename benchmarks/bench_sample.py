@@ -1,6 +1,6 @@
 """KV-cache speed-up over re-running the whole sequence each step, for a 10 s generation.
 
-    PYTHONPATH=. python benchmarks/sample.py [--seconds 10] [--size tiny] [--threads 2]
+    PYTHONPATH=. python benchmarks/bench_sample.py [--seconds 10] [--size tiny] [--threads 2]
 
 Token rates as in real runs: semantic 50 Hz, EnCodec 75 Hz x 8 codebooks, CFG on (batch of 2 rows).
 """

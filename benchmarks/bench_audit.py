@@ -3,7 +3,7 @@
 Both are timed in this process (best of --repeat runs, after one warm-up run that pays for imports),
 so the ratio is comparable across machines. Prints one line per stage and the ratio.
 
-    python benchmarks/audit.py [--csv PATH] [--ontology PATH] [--repeat 3]
+    python benchmarks/bench_audit.py [--csv PATH] [--ontology PATH] [--repeat 3]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tokenize speed: EnCodec CPU variants (speed and codes changed) and pipeline overhead vs a raw encode loop.
 
-Run: PYTHONPATH=. python benchmarks/tokenize.py [--clips 24] [--variant-clips 4] [--no-compile]
+Run: PYTHONPATH=. python benchmarks/bench_tokenize.py [--clips 24] [--variant-clips 4] [--no-compile]
 
 Uses the real 24 kHz EnCodec architecture with seeded random weights and k-means codebooks (no network
 here); speed does not depend on weight values. Every figure is a ratio against a baseline measured in

@@ -1,6 +1,6 @@
 """Loading + validating the real MusicCaps CSV, against pandas.read_csv of the same file (no validation).
 
-    python benchmarks/metadata.py [CSV]
+    python benchmarks/bench_metadata.py [CSV]
 
 Prints medians over repeats and the ratio to the baseline measured in the same process.
 """

@@ -7,7 +7,7 @@ quality stats, FLAC encode; `cadenza.pipelines.clipjob.process_clip`). Two cases
 - Network-bound: every request waits `--latency` seconds (about what YouTube costs); the pipeline
   must overlap the waits (threads inside each worker, workers across shards).
 
-    python benchmarks/ingest.py [--clips 100] [--latency 0.3] [--seq-clips 20] [--concurrency 16]
+    python benchmarks/bench_ingest.py [--clips 100] [--latency 0.3] [--seq-clips 20] [--concurrency 16]
 
 Each pipeline run is timed whole, from run_ingest() to its manifest (CSV, planning, Beam job
 start-up including its worker processes, writing shards), apache_beam having been imported once.
