@@ -67,6 +67,15 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     fs.mv(tmp, p)
 
 
+def remove_partial_writes(directory: str) -> None:
+    """Delete the temp files of atomic writes a killed run never renamed (they are never read, but hold
+    space). Call it before a run starts writing into `directory`."""
+    fs, p = _fs(directory)
+    for f in fs.ls(p, detail=False) if fs.exists(p) else []:
+        if ".tmp-" in f.rsplit("/", 1)[-1]:
+            fs.rm(f)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """Whether `exc` (or an exception it wraps) is ENOSPC, by type or by the errno in its text."""
     seen: set[int] = set()

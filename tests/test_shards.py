@@ -103,3 +103,11 @@ def test_is_disk_full_sees_wrapped_and_textual_enospc():
     assert shards.is_disk_full(Exception("I/O error: No space left on device (os error 28)"))
     assert not shards.is_disk_full(OSError(errno.EACCES, "Permission denied"))
     assert not shards.is_disk_full(ValueError("28 clips"))
+
+
+def test_remove_partial_writes_keeps_whole_files(tmp_path):
+    shards.write_shard(str(tmp_path / "audio-000000.tar"), samples(2), {})
+    (tmp_path / "audio-000001.tar.tmp-1a2b3c4d").write_bytes(b"half a tar")
+    shards.remove_partial_writes(str(tmp_path))
+    shards.remove_partial_writes(str(tmp_path / "missing"))  # nothing there yet: fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio-000000.stats.json", "audio-000000.tar"]

@@ -272,6 +272,7 @@ def run_tokenize(config: TokenizeConfig, beam_args: list[str] | None = None) -> 
     sources = input_shards(config.shards)
     for sub in ("shards", "failures"):
         shards.makedirs(shards.join(config.out, sub))
+        shards.remove_partial_writes(shards.join(config.out, sub))  # what a killed run left
     tokenizers = prepare_tokenizers(config, [p for _, p in sources])
     check_lock(config.out, tokenizers)
     pending = [

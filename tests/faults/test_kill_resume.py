@@ -124,6 +124,7 @@ def test_tokenize_killed_and_resumed_gives_the_same_tokens(tokenize_reference, s
                 assert value.dtype == got[key][ext].dtype and np.array_equal(value, got[key][ext]), (key, ext, kill)
             else:
                 assert got[key][ext] == value, (key, ext, kill)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(p.name for p in (clean / "shards").iterdir())
     for name in sorted(p.name for p in (clean / "shards").glob("*.tar")):
         assert (out / "shards" / name).read_bytes() == (clean / "shards" / name).read_bytes(), (name, kill)
     manifest = json.loads((out / "manifest.json").read_text())
