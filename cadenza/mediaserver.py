@@ -14,11 +14,14 @@ latency per request (YouTube answers in roughly 300 ms), and per-file faults:
     drop                   closes the connection without any response
 
 A fault is keyed by file name ("abc.m4a") or by its stem ("abc"), so one ytid misbehaves in every
-format. It binds 127.0.0.1 only.
+format. `Fault(kind, first=N)` misbehaves only on the first N requests for that name, then serves the
+file: a flaky source that a retry gets past. `alias=` serves one file under every name that has no file
+of its own (one short clip standing in for thousands of ytids in load runs). It binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import threading
@@ -49,6 +52,7 @@ _HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><p>Pleas
 class Fault:
     kind: str
     times: int = 1  # for 429-then-200: how many 429s before the file
+    first: int = 0  # > 0: only the first `first` requests misbehave, later ones get the file
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -72,11 +76,14 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         name = self.path.split("?", 1)[0].removeprefix("/media/")
         owner._count(name)
-        if owner.latency_s:
-            time.sleep(owner.latency_s)
+        delay = owner._latency()
+        if delay:
+            time.sleep(delay)
         if not self.path.startswith("/media/") or "/" in name or name.startswith(".") or not name:
             return self._status(404)
         fault = owner.fault_for(name)
+        if fault is not None and fault.first and owner._hit(name) > fault.first:
+            fault = None  # a transient fault that has run its course
         if fault is not None:
             if fault.kind in ("404", "403", "410", "500"):
                 return self._status(int(fault.kind))
@@ -89,6 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "oversized":
                 return self._oversized(head=head)
         path = owner.root / name
+        if not path.is_file() and owner.alias is not None:
+            path = owner.root / (owner.alias + Path(name).suffix)
         if not path.is_file():
             return self._status(404)
         data = path.read_bytes()
@@ -190,13 +199,16 @@ class MediaServer:
         root: str | Path,
         *,
         range_support: bool = True,
-        latency_s: float = 0.0,
+        latency_s: float | tuple[float, float] = 0.0,  # fixed, or (low, high): uniform per request, seeded
         faults: dict[str, Fault | str] | None = None,
         port: int = 0,
+        alias: str | None = None,
     ):
         self.root = Path(root)
+        self.alias = alias  # stem of the file served for names without a file of their own
         self.range_support = range_support
         self.latency_s = latency_s
+        self._rng = random.Random(0)  # noqa: S311 (simulated latency, not security)
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
@@ -219,6 +231,12 @@ class MediaServer:
     def fault_for(self, name: str) -> Fault | None:
         with self._lock:
             return self._faults.get(name) or self._faults.get(name.rsplit(".", 1)[0])
+
+    def _latency(self) -> float:
+        if isinstance(self.latency_s, tuple):
+            with self._lock:
+                return self._rng.uniform(*self.latency_s)
+        return self.latency_s
 
     def _count(self, name: str) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ Paths may be local or any fsspec URL (gs://, s3://, memory://...).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import tarfile
@@ -53,9 +54,41 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     parent = p.rsplit("/", 1)[0] if "/" in p else "."
     fs.makedirs(parent, exist_ok=True)
     tmp = f"{p}.tmp-{uuid.uuid4().hex[:8]}"
-    with fs.open(tmp, "wb") as f:
-        f.write(data)
+    try:
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+    except BaseException:
+        # e.g. a full disk: don't leave a half-written temp file holding the space a resume needs
+        try:
+            fs.rm(tmp)
+        except (OSError, FileNotFoundError):
+            pass
+        raise
     fs.mv(tmp, p)
+
+
+def remove_partial_writes(directory: str) -> None:
+    """Delete the temp files of atomic writes a killed run never renamed (they are never read, but hold
+    space). Call it before a run starts writing into `directory`."""
+    fs, p = _fs(directory)
+    for f in fs.ls(p, detail=False) if fs.exists(p) else []:
+        if ".tmp-" in f.rsplit("/", 1)[-1]:
+            fs.rm(f)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or an exception it wraps) is ENOSPC, by type or by the errno in its text."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        text = str(e)  # Beam's RuntimeError and safetensors' Rust error keep only the text
+        if f"[Errno {errno.ENOSPC}]" in text or f"os error {errno.ENOSPC})" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def write_json_atomic(path: str, obj: Any) -> None:

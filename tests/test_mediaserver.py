@@ -105,3 +105,29 @@ def test_unknown_fault_and_not_started(root):
         Fault("teapot")
     with pytest.raises(RuntimeError, match="not running"):
         _ = MediaServer(root).base_url
+
+
+def test_transient_faults_clear_after_their_first_requests(root):
+    faults = {"clipAAAAAAA.m4a": Fault("truncated", first=2), "clipAAAAAAA.wav": Fault("drop", first=1)}
+    with MediaServer(root, faults=faults) as srv:
+        url = srv.url_template("m4a").format(ytid="clipAAAAAAA")
+        for _ in range(2):
+            with pytest.raises(http.client.IncompleteRead):
+                get(url)
+        assert get(url)[2] == DATA
+        wav = srv.url_template("wav").format(ytid="clipAAAAAAA")
+        with pytest.raises((http.client.RemoteDisconnected, urllib.error.URLError, ConnectionError)):
+            get(wav)
+        assert get(wav)[2] == DATA
+        assert srv.requests["clipAAAAAAA.m4a"] == 3
+
+
+def test_alias_serves_one_file_under_any_name_and_latency_ranges(root):
+    with MediaServer(root, alias="clipAAAAAAA", latency_s=(0.0, 0.02), faults={"gone0000000": "404"}) as srv:
+        assert get(srv.url_template("m4a").format(ytid="otherYtid01"))[2] == DATA
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get(srv.url_template("m4a").format(ytid="gone0000000"))
+        assert e.value.code == 404
+        with pytest.raises(urllib.error.HTTPError):  # no .flac of the alias either
+            get(srv.url_template("flac").format(ytid="otherYtid01"))
+        assert all(0.0 <= srv._latency() <= 0.02 for _ in range(20))

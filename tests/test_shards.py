@@ -72,3 +72,42 @@ def test_failure_records_round_trip(tmp_path):
     (tmp_path / "f" / "part.jsonl").write_bytes(shards.failures_jsonl(recs))
     back = shards.read_failures(str(tmp_path / "f"))
     assert [r.key for r in back] == ["a", "b"] and back[1].category == "not_found"
+
+
+def test_a_failed_atomic_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    import errno
+
+    import fsspec.implementations.local as local
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(local.LocalFileOpener, "write", no_space)
+    with pytest.raises(OSError) as e:
+        shards.write_shard(str(tmp_path / "audio-000000.tar"), [{"__key__": "a", "txt": b"x"}], {})
+    assert shards.is_disk_full(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_is_disk_full_sees_wrapped_and_textual_enospc():
+    import errno
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as inner:
+            raise RuntimeError("stage failed") from inner
+    except RuntimeError as outer:
+        assert shards.is_disk_full(outer)
+    assert shards.is_disk_full(RuntimeError("OSError: [Errno 28] No space left on device [while running 'W']"))
+    assert shards.is_disk_full(Exception("I/O error: No space left on device (os error 28)"))
+    assert not shards.is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not shards.is_disk_full(ValueError("28 clips"))
+
+
+def test_remove_partial_writes_keeps_whole_files(tmp_path):
+    shards.write_shard(str(tmp_path / "audio-000000.tar"), samples(2), {})
+    (tmp_path / "audio-000001.tar.tmp-1a2b3c4d").write_bytes(b"half a tar")
+    shards.remove_partial_writes(str(tmp_path))
+    shards.remove_partial_writes(str(tmp_path / "missing"))  # nothing there yet: fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio-000000.stats.json", "audio-000000.tar"]

@@ -64,3 +64,12 @@ def main() -> None:
         # inputs that cannot be read at all: one line, non-zero exit, no traceback
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
+    except Exception as exc:
+        from cadenza.shards import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        # shards are written atomically with their marker last, so what is on disk is whole or ignored
+        typer.secho(f"error: no space left on device ({str(exc).splitlines()[0][:300]}); completed shards are "
+                    "kept: free some space and run the same command again to resume", fg="red", err=True)
+        sys.exit(3)

@@ -152,10 +152,7 @@ def _remove(path: str) -> None:
 def _remove_partial_writes(out: str) -> None:
     """Temporary files a killed run left behind (atomic writes that never got renamed)."""
     for sub in ("shards", "failures"):
-        fs, p = shards._fs(shards.join(out, sub))
-        for f in fs.ls(p, detail=False) if fs.exists(p) else []:
-            if ".tmp-" in f.rsplit("/", 1)[-1]:
-                fs.rm(f)
+        shards.remove_partial_writes(shards.join(out, sub))
 
 
 def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict[str, Any]:

@@ -156,7 +156,7 @@ def fit_kmeans(
 def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, Any]:
     """Fix the tokenizers before any shard: fit/locate k-means, build/locate the codec. Returns their
     describe()s plus where workers load them from."""
-    from cadenza.tokenizers.acoustic import load_acoustic, save_codec
+    from cadenza.tokenizers.acoustic import CODEC_META, load_acoustic, save_codec
     from cadenza.tokenizers.semantic import KMeansModel, SemanticTokenizer
 
     kmeans_path = config.kmeans or shards.join(config.out, KMEANS_FILE)
@@ -174,7 +174,9 @@ def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, 
     codec_dir = shards.join(config.out, CODEC_DIR)
     weights = config.codec_weights
     if config.codec_random_init:
-        if shards.exists(shards.join(codec_dir, "config.json")):  # resume: same weights as before
+        # resume: same weights as before. The meta file is written last: a codec dir without it is a
+        # save cut short by a kill, and is made again (seeded, so with the same weights)
+        if shards.exists(shards.join(codec_dir, CODEC_META)):
             acoustic = _load_saved_codec(config, codec_dir)
         else:
             calibration = _calibration_audio(sources, config)
@@ -270,6 +272,7 @@ def run_tokenize(config: TokenizeConfig, beam_args: list[str] | None = None) -> 
     sources = input_shards(config.shards)
     for sub in ("shards", "failures"):
         shards.makedirs(shards.join(config.out, sub))
+        shards.remove_partial_writes(shards.join(config.out, sub))  # what a killed run left
     tokenizers = prepare_tokenizers(config, [p for _, p in sources])
     check_lock(config.out, tokenizers)
     pending = [

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from cadenza.shards import write_json_atomic
+from cadenza.shards import write_bytes_atomic, write_json_atomic
 from cadenza.training import checkpoint as ckpt_io
 from cadenza.training.data import (
     LoaderConfig,
@@ -154,8 +154,16 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """After a resume, drop lines the interrupted run logged past the checkpoint."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    keep = []
+    for ln in path.read_text().splitlines():
+        try:
+            row = json.loads(ln)
+        except json.JSONDecodeError:  # a line torn by a kill mid-write
+            continue
+        if row.get("step", 0) <= step:
+            keep.append(ln)
+    # atomic: a kill during this rewrite must not lose the lines before the checkpoint
+    write_bytes_atomic(str(path), "".join(ln + "\n" for ln in keep).encode())
 
 
 def _progress_bar(cfg: TrainConfig, rank: int, start_step: int) -> Any:
@@ -204,6 +212,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if rank == 0:
             _truncate_metrics(run / "metrics.jsonl", start_step)
             log.info("resumed from %s at step %d", ckpt, start_step)
+    elif cfg.resume and rank == 0:  # killed before its first checkpoint: start over, without its metrics
+        _truncate_metrics(run / "metrics.jsonl", -1)
 
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     loader_cfg = LoaderConfig(cfg.batch_size, cfg.crop_seconds, cfg.shuffle_buffer, cfg.seed, cfg.num_workers)
@@ -233,8 +243,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model.train()
     t0, tokens, last_val = time.perf_counter(), 0, None
     step = start_step
-    log_acc: dict[str, float] = {}
-    acc_steps = 0
+    # losses summed since the last metrics line; checkpointed, so a resume logs the same averages
+    pending = state.get("log_pending", {}) if ckpt is not None else {}
+    log_acc: dict[str, float] = dict(pending.get("sums", {}))
+    acc_steps = int(pending.get("steps", 0))
     bar = _progress_bar(cfg, rank, start_step)
     while step < cfg.steps:
         lr = lr_at(step, cfg)
@@ -303,6 +315,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                         "seed": cfg.seed,
                     },
                     "train_config": cfg.to_dict(),
+                    "log_pending": {"sums": log_acc, "steps": acc_steps},
                 }
                 ckpt_io.save_checkpoint(run, step, model, opt, state, keep=cfg.keep_checkpoints)
             if world > 1:

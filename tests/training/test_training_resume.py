@@ -68,3 +68,34 @@ def test_resume_refuses_shards_of_other_tokenizers(tmp_path):
     train(_cfg(tmp_path / "a", tmp_path / "run", steps=2, ckpt_every=2))
     with pytest.raises(FingerprintMismatch, match="semantic"):
         train(_cfg(tmp_path / "b", tmp_path / "run", steps=4, resume=True))
+
+
+def test_resume_between_metrics_lines_logs_the_same_curve(tmp_path):
+    """A checkpoint between two metrics lines carries the pending loss sums, so the next line is the same."""
+    import shutil
+
+    make_synthetic_tokens(tmp_path / "tok", clips=12, shards=2)
+    kw = dict(steps=6, schedule_steps=6, log_every=2, ckpt_every=3)
+    train(_cfg(tmp_path / "tok", tmp_path / "straight", **kw))
+    # what a kill right after the step-3 checkpoint leaves: latest -> step 3, metrics up to step 4
+    shutil.copytree(tmp_path / "straight", tmp_path / "killed")
+    (tmp_path / "killed/checkpoints/latest.json").write_text(json.dumps({"path": "step-00000003", "step": 3}))
+    train(_cfg(tmp_path / "tok", tmp_path / "killed", **kw, resume=True))
+
+    def curve(run):
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["step"], round(r["loss"], 5)) for r in rows]
+
+    assert curve(tmp_path / "killed") == curve(tmp_path / "straight")
+    assert [s for s, _ in curve(tmp_path / "straight")] == [2, 4, 6]
+
+
+def test_resume_without_a_checkpoint_starts_over_without_old_metrics(tmp_path):
+    make_synthetic_tokens(tmp_path / "tok", clips=8, shards=1)
+    run = tmp_path / "run"
+    run.mkdir()
+    # what a run killed before its first checkpoint leaves: metrics lines, the last one torn
+    (run / "metrics.jsonl").write_text('{"step": 2, "split": "train", "loss": 9.0}\n{"step": 4, "spl')
+    train(_cfg(tmp_path / "tok", run, steps=4, ckpt_every=4, resume=True))
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]

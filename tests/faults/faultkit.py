@@ -1,0 +1,87 @@
+"""Shared pieces of the fault tests: the real `cadenza` CLI in a subprocess, killed at a seeded point.
+
+Imported by tests/faults/test_*.py (pytest puts this directory on sys.path). The ingest test helpers
+live in tests/pipelines/ingest_testkit.py; that directory is put on sys.path here so they are reused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "pipelines"))
+
+CLI = [sys.executable, "-c", "from cadenza.cli import main; main()"]
+SEEDS = (11, 22, 33)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
+
+
+@dataclass
+class Kill:
+    """Where a seeded kill landed: the progress count it waited for, the extra delay, and what it found."""
+
+    seed: int
+    wait_for: int
+    delay_s: float
+    progress_at_kill: int
+    killed: bool  # False: the process had already ended on its own
+
+
+def run_and_kill(args: list[str], progress: Callable[[], int], total: int, seed: int, *, env: dict[str, str],
+                 max_delay_s: float = 0.5, timeout_s: float = 240) -> Kill:
+    """Start `cadenza ARGS`, wait until `progress()` reaches a seeded count in [0, total - 2], then a seeded
+    delay, then SIGKILL its whole process group (Beam's worker processes included)."""
+    rng = random.Random(seed)
+    wait_for, delay = rng.randint(0, max(0, total - 2)), rng.uniform(0.0, max_delay_s)
+    proc = subprocess.Popen([*CLI, *args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None and progress() < wait_for:
+        time.sleep(0.02)
+    time.sleep(delay)
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if not killed and proc.returncode != 0:
+        raise AssertionError(f"cadenza {args[0]} failed before the kill: {proc.stderr.read()[-3000:]!r}")
+    proc.stderr.close()
+    return Kill(seed, wait_for, round(delay, 3), progress(), killed)
+
+
+def run_cli(args: list[str], *, env: dict[str, str], timeout_s: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout_s)
+
+
+def count_complete(shard_dir: Path) -> int:
+    return len(list(shard_dir.glob("*.stats.json"))) if shard_dir.is_dir() else 0
+
+
+def token_samples(tokens_dir: Path) -> dict[str, dict[str, object]]:
+    """Every sample of a tokens dir by key: arrays decoded (allow_pickle=False), json parsed."""
+    from cadenza import shards
+
+    out: dict[str, dict[str, object]] = {}
+    for tar in shards.list_shards(str(tokens_dir / "shards")):
+        for s in shards.iter_tar_samples(tar):
+            key = s.pop("__key__")
+            s.pop("__url__")
+            assert key not in out, f"{key} in two shards"
+            out[key] = {ext: (np.load(io.BytesIO(v), allow_pickle=False) if ext.endswith(".npy")
+                              else json.loads(v) if ext == "json" else v) for ext, v in s.items()}
+    return out
