@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_row_of_a_loaded_ingest_is_accounted_for():
-    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ingest_load.py"), "--rows", "100",
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ingest_load.py"), "--rows", "100",
                           "--baseline-rows", "0", "--latency", "0.01", "0.05", "--json"],
                          env=cli_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
