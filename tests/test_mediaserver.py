@@ -105,3 +105,11 @@ def test_unknown_fault_and_not_started(root):
         Fault("teapot")
     with pytest.raises(RuntimeError, match="not running"):
         _ = MediaServer(root).base_url
+
+
+def test_redirect_loop(root):
+    with MediaServer(root, faults={"clipAAAAAAA": "redirect-loop"}) as srv:
+        url = srv.url_template("m4a").format(ytid="clipAAAAAAA")
+        with pytest.raises(urllib.error.HTTPError, match="infinite loop|302"):
+            get(url)
+        assert srv.requests["clipAAAAAAA.m4a"] >= 2
