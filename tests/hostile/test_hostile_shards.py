@@ -347,3 +347,25 @@ def test_training_stream_over_every_hostile_shard_at_once(tmp_path, good):
     assert stream.counts.unreadable_shards >= sum(1 for c in CASES.values() if c["stops"])
     assert stream.counts.corrupt_samples >= sum(1 for c in CASES.values() if not c["stops"] and not c.get("ok"))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if CASES[c]["stops"]])
+def test_kmeans_clip_loading_keeps_what_it_can_read(tmp_path, case):
+    """fit_kmeans / codec calibration pick clips with select_clips + load_clips: a broken audio shard
+    gives its clips up to the break and the fit goes on (the tokenize pass records the shard)."""
+    import soundfile as sf
+
+    from cadenza.pipelines.tokenize import load_clips, select_clips
+
+    def flac(seed: int) -> bytes:
+        buf = io.BytesIO()
+        sf.write(buf, np.random.default_rng(seed).uniform(-0.5, 0.5, 3200).astype(np.float32), 32000, format="FLAC")
+        return buf.getvalue()
+
+    audio = [{"__key__": f"clip{i:07d}_00000000_00010000", "flac": flac(i), "json": b"{}"} for i in range(6)]
+    tokens, marker, _, _ = _build(tmp_path, audio, case, pax=False)
+    paths = [str(p) for p in sorted((tokens / "shards").glob("*.tar"))]
+    clips = list(load_clips(select_clips(paths, 100)))
+    arrive = CASES[case].get("arrive", [0, 1]) + [3]
+    assert sorted(k for k, _, _ in clips) == sorted(audio[i]["__key__"] for i in arrive)
+    assert all(sr == 32000 and len(a) == 3200 for _, a, sr in clips)
