@@ -176,8 +176,10 @@ def decode_sample(raw: dict[str, Any], spec: TokenSpec, *, check_fingerprints: b
         vocab = vocabs[name]
         if codes.dtype.kind not in "iu":
             raise SampleError(f"{name} tokens have dtype {codes.dtype}, expected integers")
-        lo, hi = int(codes.min()), int(codes.max())
-        if lo < 0 or hi >= vocab:
+        # one pass: seen as unsigned, a negative code is huge, so max() alone finds both ends
+        unsigned = codes.view(codes.dtype.str.replace("i", "u")) if codes.dtype.kind == "i" else codes
+        if int(unsigned.max()) >= vocab:
+            lo, hi = int(codes.min()), int(codes.max())
             raise SampleError(f"{name} tokens out of range [{lo}, {hi}] for vocabulary size {vocab}")
     text = _npy(raw, "text.npy") if "text.npy" in raw else None
     if text is not None and text.shape != (spec.text_dim,):
