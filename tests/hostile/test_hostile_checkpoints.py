@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from cadenza.training.checkpoint import CheckpointError, latest_checkpoint
 from cadenza.training.evaluate import evaluate
 from cadenza.training.sampler import sample
-from cadenza.training.synthetic import SyntheticText, ToneDecoder, make_synthetic_tokens
+from cadenza.training.synthetic import SyntheticText, ToneDecoder
 from cadenza.training.trainer import TrainConfig, load_trained, train
 
 torch.set_num_threads(1)
@@ -35,17 +35,10 @@ def _boom(marker: Path) -> _Boom:
 
 
 def _cfg(tokens: Path, run: Path, **kw) -> TrainConfig:
+    """The tiny run of the `trained` fixture (tests/hostile/conftest.py), for resuming it."""
     base = dict(steps=2, schedule_steps=2, batch_size=4, warmup_steps=1, log_every=1, ckpt_every=2,
                 shuffle_buffer=8, crop_seconds=1.0)
     return TrainConfig.preset("tiny", str(tokens), str(run), **{**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("ckpt")
-    make_synthetic_tokens(root / "tok", clips=8, shards=2, seconds=2.0)
-    train(_cfg(root / "tok", root / "run"))
-    return root / "tok", root / "run"
 
 
 def _rewrite_json(path: Path, change) -> None:

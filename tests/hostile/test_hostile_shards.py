@@ -369,3 +369,29 @@ def test_kmeans_clip_loading_keeps_what_it_can_read(tmp_path, case):
     arrive = CASES[case].get("arrive", [0, 1]) + [3]
     assert sorted(k for k, _, _ in clips) == sorted(audio[i]["__key__"] for i in arrive)
     assert all(sr == 32000 and len(a) == 3200 for _, a, sr in clips)
+
+
+def test_evaluate_counts_hostile_heldout_shards(tmp_path, good, trained):
+    """`evaluate` over a held-out dir with hostile shards: the good clips are scored, the bad pieces
+    are counted in metrics.json, nothing is unpickled."""
+    from cadenza.training.evaluate import EvalConfig, evaluate
+    from cadenza.training.synthetic import ToneDecoder
+
+    heldout = tmp_path / "heldout"
+    (heldout / "shards").mkdir(parents=True)
+    names, expected = [], set()
+    for i, case in enumerate(["symlink_member", "pickle_member", "object_dtype_npy", "semantic_out_of_vocab"]):
+        t, marker, keys, _ = _build(tmp_path / case, good, case, pax=False)
+        src = t / "shards/tokens-000000.tar"
+        name = f"tokens-{i:06d}.tar"
+        os.replace(src, heldout / "shards" / name)
+        write_json_atomic(str(heldout / "shards" / name.replace(".tar", ".stats.json")), {})
+        names.append(name)
+        expected |= set(keys) - {good[3]["__key__"]}  # good[3] lives in the shard not copied here
+    write_json_atomic(str(heldout / "manifest.json"), spec_manifest(names))
+    metrics = evaluate(trained[1], str(heldout), tmp_path / "eval", decoder=ToneDecoder(),
+                       config=EvalConfig(num_samples=2, write_wavs=False))
+    assert metrics["data"] == {"corrupt_samples": 2, "unreadable_shards": 1}
+    assert metrics["nll"]["clips"] == len(expected)
+    assert json.loads((tmp_path / "eval/metrics.json").read_text())["data"]["corrupt_samples"] == 2
+    assert not any((tmp_path / c / "UNPICKLED").exists() for c in CASES)
