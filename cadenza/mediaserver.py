@@ -12,6 +12,7 @@ latency per request (YouTube answers in roughly 300 ms), and per-file faults:
     html                   200 with an HTML page instead of media
     oversized              announces a 4 GiB body and streams zeros until the client gives up
     drop                   closes the connection without any response
+    redirect-loop          302 to the same URL, forever
 
 A fault is keyed by file name ("abc.m4a") or by its stem ("abc"), so one ytid misbehaves in every
 format. `Fault(kind, first=N)` misbehaves only on the first N requests for that name, then serves the
@@ -32,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-FAULT_KINDS = ("404", "403", "410", "500", "429-then-200", "truncated", "html", "oversized", "drop")
+FAULT_KINDS = ("404", "403", "410", "500", "429-then-200", "truncated", "html", "oversized", "drop", "redirect-loop")
 CONTENT_TYPES = {
     ".wav": "audio/wav",
     ".m4a": "audio/mp4",
@@ -91,6 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._status(429, extra={"Retry-After": "0"})
             if fault.kind == "drop":
                 return self._hang_up()
+            if fault.kind == "redirect-loop":
+                return self._status(302, extra={"Location": self.path})
             if fault.kind == "html":
                 return self._body(_HTML, "text/html; charset=utf-8", head=head)
             if fault.kind == "oversized":

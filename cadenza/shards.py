@@ -157,24 +157,30 @@ def iter_tar_samples(path: str) -> Iterator[dict[str, Any]]:
     """Group a tar's regular-file members into samples by key (the name up to its first dot).
 
     Only regular files with plain relative names are read; anything else (links, devices, absolute
-    or '..' names) raises ValueError naming the member.
+    or '..' names) raises ValueError naming the member. So does a key seen twice: the first copy stands
+    and is yielded, the second is never merged into it or silently dropped.
     """
     fs, p = _fs(path)
     with fs.open(p, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         current: dict[str, Any] | None = None
+        seen: set[str] = set()
         for member in tar:
             name = member.name
             if not member.isfile() or name.startswith("/") or ".." in name.split("/"):
+                if current is not None:  # whole samples read before the refused member still count
+                    yield current
                 raise ValueError(f"{path}: refusing tar member {name!r} (not a plain relative file)")
             base = name.rsplit("/", 1)[-1]
             key, _, ext = base.partition(".")
-            fobj = tar.extractfile(member)
-            data = fobj.read() if fobj else b""
-            if current is None or current["__key__"] != key:
+            if current is None or current["__key__"] != key or ext in current:
                 if current is not None:
                     yield current
+                if key in seen:  # the first copy stands; the rest of the shard is refused
+                    raise ValueError(f"{path}: refusing tar member {name!r} (duplicate sample key {key!r})")
+                seen.add(key)
                 current = {"__key__": key, "__url__": path}
-            current[ext] = data
+            fobj = tar.extractfile(member)
+            current[ext] = fobj.read() if fobj else b""
         if current is not None:
             yield current
 

@@ -131,3 +131,11 @@ def test_alias_serves_one_file_under_any_name_and_latency_ranges(root):
         with pytest.raises(urllib.error.HTTPError):  # no .flac of the alias either
             get(srv.url_template("flac").format(ytid="otherYtid01"))
         assert all(0.0 <= srv._latency() <= 0.02 for _ in range(20))
+
+
+def test_redirect_loop(root):
+    with MediaServer(root, faults={"clipAAAAAAA": "redirect-loop"}) as srv:
+        url = srv.url_template("m4a").format(ytid="clipAAAAAAA")
+        with pytest.raises(urllib.error.HTTPError, match="infinite loop|302"):
+            get(url)
+        assert srv.requests["clipAAAAAAA.m4a"] >= 2

@@ -66,27 +66,23 @@ def decode(
         if sr <= 0:
             raise DecodeError(f"{name}: audio stream has no sample rate")
         want = None if duration_s is None else round(duration_s * sr)
-        resampler = None
         got = 0
         try:
             if start > 0:
                 container.seek(int(start * 1_000_000), backward=True, any_frame=False)  # AV_TIME_BASE units
             for frame in container.decode(stream):
-                if resampler is None:  # any sample format or layout -> float planar, same rate
-                    resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
-                for f in resampler.resample(frame):
-                    x = f.to_ndarray()
-                    if windowed and f.pts is not None:
-                        t = float(f.pts * f.time_base)
-                        skip = round((start - t) * sr)
-                        if skip >= x.shape[1]:
-                            continue
-                        if skip > 0:
-                            x = x[:, skip:]
-                    if want is not None:
-                        x = x[:, : want - got]
-                    chunks.append(x)
-                    got += x.shape[1]
+                x = frame_to_float(frame)  # any sample format or layout -> float [channels, n], same rate
+                if windowed and frame.pts is not None:
+                    t = float(frame.pts * frame.time_base)
+                    skip = round((start - t) * sr)
+                    if skip >= x.shape[1]:
+                        continue
+                    if skip > 0:
+                        x = x[:, skip:]
+                if want is not None:
+                    x = x[:, : want - got]
+                chunks.append(x)
+                got += x.shape[1]
                 if want is not None and got >= want:
                     break
         except av.FFmpegError as exc:
@@ -98,6 +94,23 @@ def decode(
             return np.zeros((stream.codec_context.channels or 1, 0), np.float32), sr
         raise DecodeError(f"{name} decodes to no audio samples")
     return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), sr
+
+
+def frame_to_float(frame) -> np.ndarray:
+    """A decoded PyAV audio frame as float32 [channels, samples], any sample format.
+
+    Done in numpy rather than with av.AudioResampler: the resampler crashes the process (SIGSEGV, PyAV
+    18) on layouts without a channel order, such as an 8-channel WAV without a channel mask.
+    """
+    x = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:  # interleaved: one row of samples * channels values
+        x = x.reshape(-1, channels).T
+    if x.dtype.kind == "u":  # 8-bit PCM is unsigned around 128
+        return (x.astype(np.float32) - 128.0) / 128.0
+    if x.dtype.kind == "i":
+        return x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
+    return x.astype(np.float32, copy=False)
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

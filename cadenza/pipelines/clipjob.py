@@ -24,7 +24,7 @@ RANGE_SLACK_S = (0.5, 1.0)  # a window download may be this much shorter / longe
 MIN_COVERAGE_S = 0.5  # a clip may end this much before its window does (source slightly shorter)
 # a window download failing like this says nothing about the source: try the whole file instead
 RANGE_FALLBACK_CATEGORIES = {"fetch_error", "no_file", "decode_error", "no_range_support"}
-STAGE_OF = {"decode_error": "decode", "too_short": "clip"}
+STAGE_OF = {"decode_error": "decode", "non_finite_audio": "decode", "too_short": "clip"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def _fetch_window(url: str, clip: ClipRecord, cfg: ClipJobConfig, fetcher: Fetch
             dur = got.shape[1] / sr
             # a server without Range support can leave a near-empty or short file while yt-dlp is happy
             if need - RANGE_SLACK_S[0] <= dur <= need + RANGE_SLACK_S[1]:
-                return audio.to_mono(got[:, : round(need * sr)]), sr, path.stat().st_size, "range"
+                return _finite(audio.to_mono(got[:, : round(need * sr)])), sr, path.stat().st_size, "range"
         except FetchError as exc:
             if exc.transient or exc.category not in RANGE_FALLBACK_CATEGORIES:
                 raise
@@ -83,7 +83,15 @@ def _fetch_window(url: str, clip: ClipRecord, cfg: ClipJobConfig, fetcher: Fetch
             "too_short",
             f"source ends before the window: {covered:.2f} s of audio in [{clip.start_s:g}, {clip.end_s:g}] s",
         )
-    return audio.to_mono(got), sr, size, "whole"
+    return _finite(audio.to_mono(got)), sr, size, "whole"
+
+
+def _finite(mono: np.ndarray) -> np.ndarray:
+    """Float sources can hold NaN/inf, which int16 conversion would turn into arbitrary values."""
+    bad = int(np.count_nonzero(~np.isfinite(mono)))
+    if bad:
+        raise FetchError("non_finite_audio", f"{bad} of {len(mono)} samples in the window are NaN or infinite")
+    return mono
 
 
 def process_clip(

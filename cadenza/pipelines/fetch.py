@@ -285,6 +285,8 @@ def classify(exc: BaseException, log_lines: list[str] | None = None) -> FetchErr
                 return FetchError(_STATUS_CATEGORIES[status], message, transient=status == 429)
             if 500 <= status < 600:
                 return FetchError("server_error", message, transient=True)
+            if 300 <= status < 400:  # a redirect raised rather than followed: a loop or too many hops
+                return FetchError("redirect_loop", message, transient=False)
             return FetchError(f"http_{status}", message, transient=False)
     for e in chain:
         if isinstance(e, socket.timeout | TimeoutError):

@@ -13,7 +13,9 @@ tokenizers into the same directory is refused instead of mixing tokens.
 from __future__ import annotations
 
 import io
+import logging
 import re
+import tarfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,6 +26,8 @@ from cadenza import shards
 from cadenza.config import from_dict_strict
 from cadenza.sources import SourceError
 from cadenza.tokenizers.base import TokenizerMismatchError
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = "tokenizers.json"
 KMEANS_FILE = "kmeans.npz"
@@ -96,13 +100,15 @@ def decode_audio(sample: dict[str, Any]) -> tuple[np.ndarray, int]:
 def select_clips(paths: list[str], count: int) -> list[tuple[str, str]]:
     """`count` (shard, key) pairs spread over all shards: the keys with the smallest hashes (deterministic)."""
     import hashlib
-    import tarfile
 
     keys: list[tuple[str, str, str]] = []
     for path in paths:
-        fs, p = shards._fs(path)
-        with fs.open(p, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-            seen = {m.name.rsplit("/", 1)[-1].partition(".")[0] for m in tar}
+        seen: set[str] = set()
+        try:
+            seen.update(s["__key__"] for s in shards.iter_tar_samples(path))
+        except (ValueError, tarfile.TarError, OSError) as exc:
+            # the tokenize pass records the broken shard; fitting goes on with what could be read
+            log.warning("k-means/calibration clips: rest of shard unreadable: %s", exc)
         keys += [(hashlib.sha256(k.encode()).hexdigest(), path, k) for k in seen]
     return [(path, key) for _, path, key in sorted(keys)[:count]]
 
@@ -113,13 +119,17 @@ def load_clips(selection: list[tuple[str, str]]):
     for path, key in selection:
         by_shard.setdefault(path, set()).add(key)
     for path in sorted(by_shard):
-        for sample in shards.iter_tar_samples(path):
-            if sample["__key__"] in by_shard[path]:
+        try:
+            for sample in shards.iter_tar_samples(path):
+                if sample["__key__"] not in by_shard[path]:
+                    continue
                 try:
                     audio, sr = decode_audio(sample)
                 except Exception:  # noqa: BLE001,S112 (a bad clip is reported by the tokenize pass, not here)
                     continue
                 yield sample["__key__"], audio, sr
+        except (ValueError, tarfile.TarError, OSError) as exc:  # what came before the break is kept
+            log.warning("k-means/calibration clips: rest of shard unreadable: %s", exc)
 
 
 # ---------------------------------------------------------------- k-means fitting

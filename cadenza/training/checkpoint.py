@@ -6,6 +6,10 @@ checkpoints/step-00000100/
   state.json              step, optimizer param groups and non-tensor state, LR schedule, RNG states
                           (base64), data position, model configs, token spec
 checkpoints/latest.json   {"path": "step-00000100"}, written after the directory is complete
+
+A checkpoint may come from someone else: loading reads only these files, never unpickles, and refuses
+anything else (a pickle where a safetensors file should be, tensors of other shapes, a `latest.json`
+pointing outside `checkpoints/`) with a CheckpointError naming the file.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import base64
 import json
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cadenza.shards import read_json, write_json_atomic
@@ -39,9 +45,15 @@ def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
 
 
 def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    params = [p for g in opt.param_groups for p in g["params"]]
     state: dict[int, dict[str, Any]] = {}
     for key, val in tensors.items():
         _, idx, name = key.split(".", 2)
+        # torch accepts any tensor here and only fails (or misbehaves) at the next step
+        if not 0 <= int(idx) < len(params):
+            raise ValueError(f"{key}: no parameter {idx} (the optimizer has {len(params)})")
+        if val.dim() > 0 and val.shape != params[int(idx)].shape:
+            raise ValueError(f"{key}: shape {tuple(val.shape)} != parameter shape {tuple(params[int(idx)].shape)}")
         state.setdefault(int(idx), {})[name] = val
     for idx, st in meta["scalars"].items():
         state.setdefault(int(idx), {}).update(st)
@@ -99,20 +111,61 @@ def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, opt,
     return final
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used as one; the message names the file."""
+
+
+STEP_DIR = re.compile(r"step-\d{8}")
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     marker = Path(run_dir) / "checkpoints" / "latest.json"
     if not marker.exists():
         return None
-    return Path(run_dir) / "checkpoints" / read_json(str(marker))["path"]
+    try:
+        name = read_json(str(marker))["path"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{marker}: not a checkpoint marker ({type(exc).__name__}: {exc})") from exc
+    # only a step directory next to the marker: never a path elsewhere, a file, or a pickle
+    if not isinstance(name, str) or not STEP_DIR.fullmatch(name):
+        raise CheckpointError(f"{marker}: refusing checkpoint path {name!r} (expected step-NNNNNNNN)")
+    ckpt = marker.parent / name
+    if not ckpt.is_dir():
+        raise CheckpointError(f"{ckpt}: not a checkpoint directory")
+    return ckpt
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:
-    return json.loads((ckpt / "state.json").read_text())
+    path = ckpt / "state.json"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint state ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: checkpoint state must be a JSON object")
+    return state
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from exc
 
 
 def load_weights(ckpt: Path, model: torch.nn.Module) -> None:
-    model.load_state_dict(load_file(ckpt / "model.safetensors"))
+    path = ckpt / "model.safetensors"
+    try:
+        model.load_state_dict(_tensors(path))
+    except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
+        raise CheckpointError(f"{path}: does not fit the model: {exc}") from exc
 
 
 def load_optimizer(ckpt: Path, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    optimizer_from_flat(opt, load_file(ckpt / "optimizer.safetensors"), state["optimizer"])
+    path = ckpt / "optimizer.safetensors"
+    try:
+        optimizer_from_flat(opt, _tensors(path), state["optimizer"])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: does not fit the optimizer: {type(exc).__name__}: {exc}") from exc

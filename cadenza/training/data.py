@@ -31,7 +31,7 @@ import fsspec
 import numpy as np
 import torch
 import webdataset as wds
-from webdataset.tariterators import group_by_keys, tar_file_expander
+from webdataset.tariterators import group_by_keys
 
 from cadenza.shards import list_shards, read_json
 from cadenza.training import tarscan
@@ -66,7 +66,10 @@ class TokenSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TokenSpec:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        fields = set(cls.__dataclass_fields__)
+        if set(d) != fields:
+            raise ValueError(f"token spec fields: unknown {sorted(set(d) - fields)}, missing {sorted(fields - set(d))}")
+        return cls(**d)
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], where: str = "manifest") -> TokenSpec:
@@ -166,9 +169,23 @@ def decode_sample(raw: dict[str, Any], spec: TokenSpec, *, check_fingerprints: b
         raise SampleError(f"bad shapes semantic {semantic.shape} acoustic {acoustic.shape}")
     if semantic.size == 0 or acoustic.shape[1] == 0:
         raise SampleError("empty token streams")
+    # codes index embedding tables: a float, negative or too large code would crash (or silently
+    # misindex) a training step far from the shard that held it
+    vocabs = {"semantic": spec.semantic_vocab, "acoustic": spec.acoustic_vocab}
+    for name, codes in (("semantic", semantic), ("acoustic", acoustic)):
+        vocab = vocabs[name]
+        if codes.dtype.kind not in "iu":
+            raise SampleError(f"{name} tokens have dtype {codes.dtype}, expected integers")
+        # one pass: seen as unsigned, a negative code is huge, so max() alone finds both ends
+        unsigned = codes.view(codes.dtype.str.replace("i", "u")) if codes.dtype.kind == "i" else codes
+        if int(unsigned.max()) >= vocab:
+            lo, hi = int(codes.min()), int(codes.max())
+            raise SampleError(f"{name} tokens out of range [{lo}, {hi}] for vocabulary size {vocab}")
     text = _npy(raw, "text.npy") if "text.npy" in raw else None
     if text is not None and text.shape != (spec.text_dim,):
         raise SampleError(f"text embedding shape {text.shape} != ({spec.text_dim},)")
+    if text is not None and text.dtype.kind != "f":
+        raise SampleError(f"text embedding has dtype {text.dtype}, expected floats")
     return {
         "key": key,
         "ytid": str(meta.get("ytid", key[:11])),
@@ -292,13 +309,23 @@ class TokenStream(torch.utils.data.IterableDataset):
             try:
                 entries, error = tarscan.scan(data)
             except tarscan.Unsupported:  # PAX / GNU headers: the standard reader handles them
-                yield from tar_file_expander([{"url": url, "stream": io.BytesIO(data)}], handler=self._on_tar_error)
-                continue
+                entries, error = tarscan.scan_with_tarfile(data)
             view = memoryview(data)
+            names: set[str] = set()
+            keys: set[str] = set()
+            last_key = None
             for name, start, end in entries:
+                key = name.rsplit("/", 1)[-1].partition(".")[0]
                 if name.startswith("/") or ".." in name.split("/"):
                     error = ValueError(f"refusing tar member {name!r} (not a plain relative path)")
                     break
+                if name in names or (key != last_key and key in keys):
+                    # a second copy of a sample: the first one stands, the rest of the shard is refused
+                    error = ValueError(f"refusing tar member {name!r} (duplicate sample key {key!r})")
+                    break
+                names.add(name)
+                keys.add(key)
+                last_key = key
                 yield {"fname": name, "data": view[start:end], "__url__": url}
             yield {}
             if error is not None:

@@ -50,7 +50,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:  # a config from a newer or foreign model: guessing would build the wrong network
+            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        return cls(**d)
 
     @property
     def special(self) -> int:  # "no code here" cell of the delay pattern

@@ -8,6 +8,7 @@ Tars using PAX/GNU extensions are left to `tarfile` (`Unsupported`).
 
 from __future__ import annotations
 
+import io
 import tarfile
 
 BLOCK = 512
@@ -24,7 +25,8 @@ def _octal(field: bytes) -> int:
 
 
 def scan(data: bytes) -> tuple[list[tuple[str, int, int]], Exception | None]:
-    """(name, start, end) of every regular member, and the error that stopped the scan, if any.
+    """(name, start, end) of every regular member, and the error that stopped the scan, if any (a damaged
+    header, a truncation, or a member that is not a regular file).
 
     Members before a damaged or truncated spot are returned, so a caller can salvage them."""
     entries: list[tuple[str, int, int]] = []
@@ -45,10 +47,32 @@ def scan(data: bytes) -> tuple[list[tuple[str, int, int]], Exception | None]:
         start, end = pos + BLOCK, pos + BLOCK + size
         if end > n:
             return entries, tarfile.ReadError(f"unexpected end of data in member at byte {pos}")
-        if kind in (b"0", b"\0"):
-            name = header[:100].split(b"\0", 1)[0]
-            if header[257:262] == b"ustar":
-                prefix = header[345:500].split(b"\0", 1)[0]
-                name = prefix + b"/" + name if prefix else name
-            entries.append((name.decode("utf-8"), start, end))
+        name = header[:100].split(b"\0", 1)[0]
+        if header[257:262] == b"ustar":
+            prefix = header[345:500].split(b"\0", 1)[0]
+            name = prefix + b"/" + name if prefix else name
+        if kind not in (b"0", b"\0"):  # links, devices, fifos, directories: never in a shard we wrote
+            return entries, ValueError(f"refusing tar member {name.decode('utf-8', 'replace')!r} (type {kind!r}, "
+                                       "not a regular file)")
+        entries.append((name.decode("utf-8"), start, end))
         pos = start + (size + BLOCK - 1) // BLOCK * BLOCK
+
+
+def scan_with_tarfile(data: bytes) -> tuple[list[tuple[str, int, int]], Exception | None]:
+    """`scan` for the tars it does not handle (PAX/GNU headers), with the same rules, via `tarfile`."""
+    entries: list[tuple[str, int, int]] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
+            for member in tar:
+                if not member.isfile():
+                    return entries, ValueError(f"refusing tar member {member.name!r} (not a regular file)")
+                start, end = member.offset_data, member.offset_data + member.size
+                if end > len(data):
+                    return entries, tarfile.ReadError(f"unexpected end of data in member at byte {member.offset}")
+                entries.append((member.name, start, end))
+            # tarfile ends quietly at a missing end-of-archive marker; a cut download must not look whole
+            if data[tar.offset : tar.offset + BLOCK] != ZERO_BLOCK:
+                return entries, tarfile.ReadError(f"truncated: no end-of-archive marker after {tar.offset} bytes")
+    except tarfile.TarError as exc:
+        return entries, exc
+    return entries, None

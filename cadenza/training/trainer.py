@@ -198,7 +198,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     ckpt = ckpt_io.latest_checkpoint(run) if cfg.resume else None
     if ckpt is not None:
         state = ckpt_io.read_state(ckpt)
-        TokenSpec.from_dict(state["token_spec"]).check_same(spec, f"{cfg.shards} vs checkpoint {ckpt}")
+        try:
+            saved_spec = TokenSpec.from_dict(state["token_spec"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ckpt_io.CheckpointError(f"{ckpt / 'state.json'}: {type(exc).__name__}: {exc}") from exc
+        saved_spec.check_same(spec, f"{cfg.shards} vs checkpoint {ckpt}")
         if state["model_configs"] != model.configs():
             raise ValueError(f"{ckpt}: model config differs from this run's config")
         ckpt_io.load_weights(ckpt, model)
@@ -347,9 +351,13 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> tup
     if ckpt is None:
         raise FileNotFoundError(f"{run_dir}: no checkpoint (checkpoints/latest.json missing)")
     state = ckpt_io.read_state(ckpt)
-    model = MusicLM.from_configs(state["model_configs"])
+    try:
+        model = MusicLM.from_configs(state["model_configs"])
+        spec = TokenSpec.from_dict(state["token_spec"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ckpt_io.CheckpointError(f"{ckpt / 'state.json'}: {type(exc).__name__}: {exc}") from exc
     ckpt_io.load_weights(ckpt, model)
-    return model.to(device).eval(), TokenSpec.from_dict(state["token_spec"]), state
+    return model.to(device).eval(), spec, state
 
 
 if __name__ == "__main__":  # torchrun entry: python -m cadenza.training.trainer CONFIG.json
