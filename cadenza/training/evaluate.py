@@ -61,25 +61,20 @@ def _clips(stream: TokenStream, limit: int | None = None) -> list[dict[str, Any]
 
 
 def load_assignments(audit_dir: str | None) -> dict[str, dict[str, list[str]]]:
-    """ytid (and key) -> {grouping: [groups]} from AUDIT/assignments.jsonl; the rollup is one more grouping."""
+    """ytid and clip key -> {grouping: [groups]} from the audit; the rollup is one more grouping."""
     if not audit_dir:
         return {}
+    from cadenza.musiccaps.audit import load_assignments as load_audit_assignments
+
     path = Path(audit_dir) / "assignments.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path}: audit assignments not found (run `cadenza audit` first)")
     out: dict[str, dict[str, list[str]]] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"{path}:{n}: not JSON: {exc}") from exc
+    for ytid, rec in load_audit_assignments(audit_dir).items():
         groups = {g: list(v) for g, v in (rec.get("groups") or {}).items()}
         groups["rollup"] = [rec.get("rollup", "unspecified")]
-        for ident in (rec.get("ytid"), rec.get("key")):
-            if ident:
-                out[str(ident)] = groups
+        for ident in (ytid, *rec.get("windows", ())):
+            out[str(ident)] = groups
     return out
 
 
