@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from cadenza.config import from_dict_strict
 from cadenza.training.audio_out import write_spectrogram, write_wav
 from cadenza.training.data import FingerprintMismatch, TokenSpec
 from cadenza.training.delay import undelay
@@ -50,7 +51,7 @@ class SampleConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        return from_dict_strict(cls, d)
 
 
 def pick_tokens(logits: torch.Tensor, cfg: SampleConfig, gen: torch.Generator) -> torch.Tensor:
