@@ -25,7 +25,13 @@ def ingest(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Fetch again only the rows that failed, rewriting the shards they belong to."
     ),
-    cookies: str | None = typer.Option(None, help="Netscape cookies file passed to yt-dlp, for users who need it."),
+    cookies: str | None = typer.Option(None, help="Netscape cookies file passed to yt-dlp (see `cadenza doctor`)."),
+    cookies_from_browser: str | None = typer.Option(
+        None, help="Read cookies from a local browser, yt-dlp style: BROWSER[+KEYRING][:PROFILE] (local runs only)."
+    ),
+    pot_provider_url: str | None = typer.Option(
+        None, help="Base URL of a bgutil PO token server (install cadenza[pot]), e.g. http://127.0.0.1:4416."
+    ),
     sleep_requests: float = typer.Option(
         0.0, help="Seconds between requests (yt-dlp's --sleep-requests) and between fetch starts per worker."
     ),
@@ -59,6 +65,8 @@ def ingest(
         sample_rate=sample_rate,
         retry_failed=retry_failed,
         cookies=cookies,
+        cookies_from_browser=cookies_from_browser,
+        pot_provider_url=pot_provider_url,
         sleep_requests=sleep_requests,
         max_concurrent_fetches=max_concurrent_fetches,
         ontology=None if ontology.lower() == "none" else ontology,

@@ -4,6 +4,8 @@ Safety: options are built here from our config only (the Python API reads no con
 input can add exec or post-processor hooks; no playlists; output goes only into a temporary directory
 the caller owns, under a fixed file name; a size cap (checked on Content-Length and while streaming);
 socket timeouts; yt-dlp's own retries are off because `with_retries` below does them with backoff.
+YouTube needs a JS runtime for its challenges: every worker hands yt-dlp the deno binary of the `deno`
+wheel installed beside cadenza (found where the worker runs, so remote workers find their own).
 
 Failures become `FetchError(category, message, transient)`. Transient ones (HTTP 429 and 5xx,
 timeouts, resets, truncated bodies) are retried by `with_retries`; permanent ones (403/404/410,
@@ -50,6 +52,49 @@ class FetchOptions:
     # only what MusicCaps needs: YouTube, and direct media URLs (mirrors, the loopback server).
     # Also saves ~150 ms of CPU per clip that yt-dlp spends ordering all ~1800 extractors.
     extractors: tuple[str, ...] = ("youtube", "generic")
+    cookies_from_browser: str | None = None  # BROWSER[+KEYRING][:PROFILE], as yt-dlp's --cookies-from-browser
+    pot_provider_url: str | None = None  # base URL of a bgutil PO token HTTP server (the `pot` extra)
+
+
+POT_PROVIDER_ARG = "youtubepot-bgutilhttp"  # extractor-args key of bgutil's HTTP provider
+_BROWSER_SPEC_RE = re.compile(r"^(?P<name>[^+:]+)(?:\+(?P<keyring>[^:]+))?(?::(?P<profile>.+))?$")
+
+
+def deno_path() -> str | None:
+    """The deno binary shipped by the `deno` wheel of this interpreter (else one on PATH), or None.
+
+    Resolved in the process that downloads, so a remote worker finds the binary its own install put there.
+    """
+    try:
+        from deno import find_deno_bin
+
+        return find_deno_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("deno")
+
+
+def js_runtimes() -> dict[str, dict[str, str]]:
+    """yt-dlp's `js_runtimes` param: deno at the path we found (yt-dlp then looks nowhere else)."""
+    path = deno_path()
+    return {"deno": {"path": path}} if path else {"deno": {}}
+
+
+def browser_cookies_spec(spec: str) -> tuple[str, str | None, str | None, None]:
+    """`BROWSER[+KEYRING][:PROFILE]` -> yt-dlp's `cookiesfrombrowser` tuple; ValueError names what is wrong."""
+    from yt_dlp.cookies import SUPPORTED_BROWSERS, SUPPORTED_KEYRINGS
+
+    m = _BROWSER_SPEC_RE.match(spec.strip())
+    if not m:
+        raise ValueError(f"--cookies-from-browser {spec!r}: expected BROWSER[+KEYRING][:PROFILE]")
+    name = m["name"].strip().lower()
+    keyring = m["keyring"].strip().upper() if m["keyring"] else None
+    if name not in SUPPORTED_BROWSERS:
+        known = ", ".join(sorted(SUPPORTED_BROWSERS))
+        raise ValueError(f"--cookies-from-browser: unknown browser {name!r}; one of {known}")
+    if keyring is not None and keyring not in SUPPORTED_KEYRINGS:
+        known = ", ".join(sorted(SUPPORTED_KEYRINGS))
+        raise ValueError(f"--cookies-from-browser: unknown keyring {keyring!r}; one of {known}")
+    return name, m["profile"], keyring, None
 
 
 def validate_template(template: str) -> str:
@@ -102,7 +147,7 @@ def ydl_options(dest_dir: Path, opts: FetchOptions, log: _Log) -> dict[str, Any]
         "noplaylist": True,
         "playlistend": 1,
         "quiet": True,
-        "no_warnings": True,
+        "no_warnings": False,  # warnings reach only our logger, and say why YouTube gave no formats
         "noprogress": True,
         "logger": log,
         "socket_timeout": opts.socket_timeout_s,
@@ -124,9 +169,14 @@ def ydl_options(dest_dir: Path, opts: FetchOptions, log: _Log) -> dict[str, Any]
         "check_formats": False,
         "force_keyframes_at_cuts": False,
         "color": {"stdout": "never", "stderr": "never"},
+        "js_runtimes": js_runtimes(),
     }
     if opts.cookies:
         o["cookiefile"] = opts.cookies
+    if opts.cookies_from_browser:
+        o["cookiesfrombrowser"] = browser_cookies_spec(opts.cookies_from_browser)
+    if opts.pot_provider_url:
+        o["extractor_args"] = {POT_PROVIDER_ARG: {"base_url": [opts.pot_provider_url]}}
     if opts.sleep_requests > 0:
         o["sleep_interval_requests"] = opts.sleep_requests
     return o

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ from cadenza import shards
 from cadenza.config import from_dict_strict
 from cadenza.musiccaps.schema import ClipRecord, Reject
 from cadenza.pipelines.clipjob import ClipJobConfig
-from cadenza.pipelines.fetch import DEFAULT_URL_TEMPLATE, FetchOptions, validate_template
+from cadenza.pipelines.fetch import DEFAULT_URL_TEMPLATE, FetchOptions, browser_cookies_spec, validate_template
 from cadenza.pipelines.shard_plan import plan_tasks, shard_paths, stale_shards
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class IngestConfig:
     sample_rate: int = 32000
     retry_failed: bool = False
     cookies: str | None = None
+    cookies_from_browser: str | None = None  # BROWSER[+KEYRING][:PROFILE]; the browser must be on the worker
+    pot_provider_url: str | None = None  # bgutil PO token server, e.g. http://127.0.0.1:4416
     sleep_requests: float = 0.0
     max_concurrent_fetches: int = 16  # per worker
     prefix: str = "audio"
@@ -69,6 +72,10 @@ class IngestConfig:
             raise ValueError("--max-concurrent-fetches must be at least 1")
         if self.cookies and not os.path.isfile(self.cookies):
             raise ValueError(f"--cookies: no such file: {self.cookies}")
+        if self.cookies_from_browser:
+            browser_cookies_spec(self.cookies_from_browser)
+        if self.pot_provider_url and not re.match(r"^https?://[^/\s]+", self.pot_provider_url):
+            raise ValueError(f"--pot-provider-url {self.pot_provider_url!r} must be an http(s) URL, e.g. http://127.0.0.1:4416")
         if "/" in self.prefix or "." in self.prefix or not self.prefix:
             raise ValueError(f"shard prefix {self.prefix!r} must be a plain name")
 
@@ -81,6 +88,8 @@ class IngestConfig:
                 max_filesize_bytes=int(self.max_filesize_mb * 1024 * 1024),
                 cookies=os.path.abspath(self.cookies) if self.cookies else None,
                 sleep_requests=self.sleep_requests,
+                cookies_from_browser=self.cookies_from_browser,
+                pot_provider_url=self.pot_provider_url,
             ),
             download_ranges=self.download_ranges,
             max_attempts=self.max_attempts,
