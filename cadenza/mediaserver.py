@@ -13,11 +13,16 @@ latency per request (YouTube answers in roughly 300 ms), and per-file faults:
     oversized              announces a 4 GiB body and streams zeros until the client gives up
     drop                   closes the connection without any response
     redirect-loop          302 to the same URL, forever
+    bot-check              429 with Google's "unusual traffic" page: the bot check YouTube puts in front of
+                           a session it distrusts (HTTP side of "Sign in to confirm you're not a bot")
+    rate-limit             429 with Retry-After and YouTube's "rate-limited ... try again later" text
 
 A fault is keyed by file name ("abc.m4a") or by its stem ("abc"), so one ytid misbehaves in every
-format. `Fault(kind, first=N)` misbehaves only on the first N requests for that name, then serves the
-file: a flaky source that a retry gets past. `alias=` serves one file under every name that has no file
-of its own (one short clip standing in for thousands of ytids in load runs). It binds 127.0.0.1 only.
+format; the name "*" applies a fault to every request (a whole session being blocked), and a fault
+of the name itself wins over it. `Fault(kind, first=N)` misbehaves only on the first N requests for
+that name, then serves the file: a flaky source that a retry gets past. `alias=` serves one file under
+every name that has no file of its own (one short clip standing in for thousands of ytids in load
+runs). It binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-FAULT_KINDS = ("404", "403", "410", "500", "429-then-200", "truncated", "html", "oversized", "drop", "redirect-loop")
+FAULT_KINDS = ("404", "403", "410", "500", "429-then-200", "truncated", "html", "oversized", "drop", "redirect-loop",
+               "bot-check", "rate-limit")
+ANY_NAME = "*"
 CONTENT_TYPES = {
     ".wav": "audio/wav",
     ".m4a": "audio/mp4",
@@ -47,6 +54,16 @@ CONTENT_TYPES = {
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _OVERSIZED_LEN = 4 * 1024**3
 _HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><p>Please sign in.</p></body></html>\n"
+# what an IP-level bot check answers (google.com/sorry), and a session rate limit, with their wording
+BOT_CHECK_PAGE = (
+    b"<html><head><title>https://www.youtube.com/</title></head><body><div>Our systems have detected unusual "
+    b"traffic from your computer network. This page checks to see if it's really you sending the requests, "
+    b"and not a robot.</div><div>Sign in to confirm you\xe2\x80\x99re not a bot.</div></body></html>\n"
+)
+RATE_LIMIT_PAGE = (
+    b"Video unavailable. This content isn't available, try again later. The current session has been "
+    b"rate-limited by YouTube for up to an hour.\n"
+)
 
 
 @dataclass
@@ -90,6 +107,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._status(int(fault.kind))
             if fault.kind == "429-then-200" and owner._hit(name) <= fault.times:
                 return self._status(429, extra={"Retry-After": "0"})
+            if fault.kind == "bot-check":
+                return self._status(429, body=BOT_CHECK_PAGE, ctype="text/html; charset=utf-8")
+            if fault.kind == "rate-limit":
+                return self._status(429, extra={"Retry-After": "3600"}, body=RATE_LIMIT_PAGE)
             if fault.kind == "drop":
                 return self._hang_up()
             if fault.kind == "redirect-loop":
@@ -122,12 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(data[start : end + 1], ctype, head=head, started=True)
         return self._body(data, ctype, head=head)
 
-    def _status(self, code: int, extra: dict[str, str] | None = None) -> None:
-        body = f"{code}\n".encode()
+    def _status(self, code: int, extra: dict[str, str] | None = None, body: bytes | None = None,
+                ctype: str = "text/plain") -> None:
+        body = body if body is not None else f"{code}\n".encode()
         self.send_response(code)
         for k, v in (extra or {}).items():
             self.send_header(k, v)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -233,7 +255,7 @@ class MediaServer:
 
     def fault_for(self, name: str) -> Fault | None:
         with self._lock:
-            return self._faults.get(name) or self._faults.get(name.rsplit(".", 1)[0])
+            return self._faults.get(name) or self._faults.get(name.rsplit(".", 1)[0]) or self._faults.get(ANY_NAME)
 
     def _latency(self) -> float:
         if isinstance(self.latency_s, tuple):
@@ -248,7 +270,8 @@ class MediaServer:
     def _hit(self, name: str) -> int:
         """How many requests the fault matching `name` has seen (shared by all formats of a stem)."""
         with self._lock:
-            key = name if name in self._faults else name.rsplit(".", 1)[0]
+            stem = name.rsplit(".", 1)[0]
+            key = name if name in self._faults else stem if stem in self._faults else ANY_NAME
             self._fault_hits[key] += 1
             return self._fault_hits[key]
 

@@ -224,3 +224,12 @@ def read_failures(directory: str) -> list[FailureRecord]:
             with fs.open(f, "rb") as fh:
                 out.extend(FailureRecord.from_dict(json.loads(line)) for line in fh if line.strip())
     return out
+
+
+def read_failure_file(path: str) -> list[FailureRecord]:
+    """The failure records of one jsonl file ([] when there is none)."""
+    fs, p = _fs(path)
+    if not fs.exists(p):
+        return []
+    with fs.open(p, "rb") as fh:
+        return [FailureRecord.from_dict(json.loads(line)) for line in fh if line.strip()]

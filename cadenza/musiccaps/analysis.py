@@ -260,20 +260,24 @@ def annotator_profiles(assignments: Sequence[Assignment], taxonomy: Taxonomy) ->
 
 def survival_by_group(assignments: Sequence[Assignment], survival, min_group: int) -> dict[str, Any]:
     """Survival rate per group (Wilson CI) and a test of each group against the rest (BH across all)."""
-    from cadenza.musiccaps.survival import LOST, PENDING, SURVIVED
+    from cadenza.musiccaps.survival import LOST, PENDING, STATUSES, SURVIVED
 
     status = [survival.status.get(a.clip.key, PENDING) for a in assignments]
-    done = np.array([s != PENDING for s in status])
+    done = np.array([s in (SURVIVED, LOST) for s in status])  # only clip-side failures count as lost
     alive = np.array([s == SURVIVED for s in status])
+    waiting = np.array([s == PENDING for s in status])
     counts = Counter(status)
     n_done = int(done.sum())
     out: dict[str, Any] = {
         "kind": survival.kind,
         "source": survival.source,
-        "counts": {s: counts.get(s, 0) for s in (SURVIVED, LOST, PENDING)},
+        "counts": {s: counts.get(s, 0) for s in STATUSES},
         "overall_rate": float(alive.sum() / n_done) if n_done else 0.0,
         "overall_ci": list(wilson(int(alive.sum()), n_done)),
         "lost_by_category": dict(Counter(survival.lost_category.values()).most_common()),
+        "pending_by_category": dict(Counter(survival.pending_category.values()).most_common()),
+        "unresolved_by_category": dict(Counter(survival.unresolved_category.values()).most_common()),
+        "session": (survival.manifest or {}).get("session"),
         "unknown_keys": len(survival.unknown_keys),
         "manifest": survival.manifest,
         "by_grouping": {},
@@ -291,7 +295,8 @@ def survival_by_group(assignments: Sequence[Assignment], survival, min_group: in
                 "clips": int(member.sum()),
                 "survived": s_in,
                 "lost": l_in,
-                "pending": int((member & ~done).sum()),
+                "pending": int((member & waiting).sum()),
+                "unresolved": int((member & ~done & ~waiting).sum()),
                 "rate": s_in / (s_in + l_in) if s_in + l_in else 0.0,
                 "ci": list(wilson(s_in, s_in + l_in)),
                 "lost_by_category": dict(

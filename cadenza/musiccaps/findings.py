@@ -219,8 +219,9 @@ def _survival_findings(metrics: dict) -> list[dict[str, Any]]:
             "severity": "info",
             "numbers": {**c, "rate": s["overall_rate"], "ci": s["overall_ci"]},
             "text": f"{c['survived']} of {c['survived'] + c['lost']} clips survived download "
-            f"({_pct(s['overall_rate'])} {_ci(s['overall_ci'])}); {c['pending']} pending; "
-            f"losses by reason: {s['lost_by_category'] or 'none'}.",
+            f"({_pct(s['overall_rate'])} {_ci(s['overall_ci'])}); {c['pending']} pending "
+            f"({s.get('pending_by_category') or 'none'}: never counted as lost) and {c.get('unresolved', 0)} "
+            f"unresolved; losses by reason: {s['lost_by_category'] or 'none'}.",
         }
     ]
     for grouping, rows in s["by_grouping"].items():

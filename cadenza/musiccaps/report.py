@@ -39,8 +39,10 @@ description: {descriptors: {name: {label, kind, count, rate, not_for, [field, me
 numeric_by_group: {grouping: {group: {n, caption_words_mean, aspect_count_mean}}}
 annotators: {profiles: [{author_id, clips, caption_words_mean, aspect_count_mean,
                          descriptors: {name: {rate, rate_others, rr, rr_ci, p, q, significant}}}]}
-survival: null | {kind, source, counts: {survived, lost, pending}, overall_rate, overall_ci, lost_by_category,
-                  unknown_keys, manifest, by_grouping: {grouping: [{group, clips, survived, lost, pending, rate, ci,
+survival: null | {kind, source, counts: {survived, lost, pending, unresolved}, overall_rate, overall_ci,
+                  lost_by_category, pending_by_category, unresolved_by_category, session (the ingest manifest's:
+                  vantage, yt_dlp, js_runtime, pot_provider, ...), unknown_keys, manifest,
+                  by_grouping: {grouping: [{group, clips, survived, lost, pending, unresolved, rate, ci,
                   lost_by_category, [rate_rest, ratio_to_overall, ratio_ci, p, test, q, significant]}]}}
 weights: {grouping, cap, min, max, effective_sample_size, shares_before, shares_after, file}
 findings: [{kind, severity (alert|info), headline (bool), text, numbers,
@@ -221,13 +223,33 @@ def _annotator_section(metrics: dict) -> str:
     )
 
 
+def _survival_scope(s: dict) -> str:
+    """What the rates mean: only clip-side losses count, and where the downloads ran."""
+    counts = s["counts"]
+    text = (
+        "Only failures that blame the clip (removed, private, geo-blocked, age-restricted, members-only, "
+        f"not found, not audio, too short) count as lost. {counts.get('pending', 0)} clips are pending "
+        f"(not fetched yet, or refused for the downloading session: {_esc(s.get('pending_by_category') or {})}) "
+        f"and {counts.get('unresolved', 0)} unresolved; both are left out of the rates."
+    )
+    session = s.get("session")
+    if session:
+        text += (
+            f" Downloads ran from vantage {_esc(session.get('vantage') or 'not recorded')} with yt-dlp "
+            f"{_esc(session.get('yt_dlp'))}, JS runtime {_esc(session.get('js_runtime') or 'none')}, PO token "
+            f"provider {_esc(session.get('pot_provider') or 'none')}: geo-blocking is as seen from there."
+        )
+    return f"<p>{text}</p>"
+
+
 def _survival_section(metrics: dict) -> str:
     s = metrics.get("survival")
     if not s:
         return "<p>No survival input: run with <code>--ingest DIR</code> or <code>--available FILE</code>.</p>"
     parts = [
         f"<p>Source: {_esc(s['kind'])} <code>{_esc(s['source'])}</code>. Counts: {_esc(s['counts'])}. "
-        f"Lost by reason: {_esc(s['lost_by_category'])}.</p>"
+        f"Lost by reason: {_esc(s['lost_by_category'])}.</p>",
+        _survival_scope(s),
     ]
     for g in ("region", "rollup", "genre"):
         rows = [

@@ -1,8 +1,12 @@
 """Which clips survived download: from an ingest output dir, or from a list of available ytids.
 
 Ingest contract: a sample in a completed shard (`shards/*.tar` with its `.stats.json`) survived; a
-FailureRecord in `failures/*.jsonl` was lost, with its category. A clip in neither is "pending"
-(the ingest has not finished it) and is left out of survival rates, but counted.
+FailureRecord in `failures/*.jsonl` whose category blames the clip (removed, private, geo-blocked...,
+see cadenza.failure_sides) was lost. Everything else is left out of survival rates, but counted:
+"pending" is a clip the ingest has not finished, or one a session-side failure (bot check, rate
+limit, network) left for the next run; "unresolved" is a failure record that blames neither side
+for sure (an error of ours, an unknown yt-dlp error). Geo-blocking depends on where the download
+ran: the ingest manifest's `session` (vantage, yt-dlp, JS runtime, PO token provider) says where.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from pathlib import Path
 
 import fsspec
 
+from cadenza.failure_sides import CLIP, SESSION, side_of
 from cadenza.musiccaps.schema import YTID_RE, ClipRecord
-from cadenza.shards import exists, join, list_shards, read_failures, read_json
+from cadenza.shards import exists, join, list_shards, read_failures, read_json, stats_path
 from cadenza.sources import SourceError
 
-SURVIVED, LOST, PENDING = "survived", "lost", "pending"
+SURVIVED, LOST, PENDING, UNRESOLVED = "survived", "lost", "pending", "unresolved"
+STATUSES = (SURVIVED, LOST, PENDING, UNRESOLVED)
 
 
 @dataclass
@@ -28,13 +34,16 @@ class Survival:
 
     source: str
     kind: str  # "ingest" | "available"
-    status: dict[str, str]  # clip key -> SURVIVED | LOST | PENDING
+    status: dict[str, str]  # clip key -> one of STATUSES
     lost_category: dict[str, str] = field(default_factory=dict)  # clip key -> failure category
+    # clip key -> why it is pending (session-side category; "not_run" when the ingest never got to it)
+    pending_category: dict[str, str] = field(default_factory=dict)
+    unresolved_category: dict[str, str] = field(default_factory=dict)
     manifest: dict | None = None
     unknown_keys: list[str] = field(default_factory=list)  # in the ingest but not in the CSV
 
     def counts(self) -> dict[str, int]:
-        out = {SURVIVED: 0, LOST: 0, PENDING: 0}
+        out = dict.fromkeys(STATUSES, 0)
         for s in self.status.values():
             out[s] += 1
         return out
@@ -57,24 +66,30 @@ def survival_from_ingest(ingest_dir: str, clips: list[ClipRecord]) -> Survival:
     if not exists(join(ingest_dir, "shards")) and not exists(join(ingest_dir, "failures")):
         raise SourceError(f"{ingest_dir}: not an ingest output dir (no shards/ or failures/ inside)")
     survived: set[str] = set()
+    waiting: dict[str, str] = {}
     for tar in list_shards(join(ingest_dir, "shards")):
         survived.update(shard_keys(tar))
+        waiting.update(read_json(stats_path(tar)).get("pending") or {})
     failures = {r.key: r.category for r in read_failures(join(ingest_dir, "failures"))}
     manifest_path = join(ingest_dir, "manifest.json")
     manifest = read_json(manifest_path) if exists(manifest_path) else None
     status: dict[str, str] = {}
     lost: dict[str, str] = {}
+    pending: dict[str, str] = {}
+    unresolved: dict[str, str] = {}
     for c in clips:
+        category = failures.get(c.key)
         if c.key in survived:
             status[c.key] = SURVIVED  # a retried clip that finally made it counts as survived
-        elif c.key in failures:
-            status[c.key] = LOST
-            lost[c.key] = failures[c.key]
-        else:
-            status[c.key] = PENDING
+        elif category is not None and side_of(category) == CLIP:
+            status[c.key], lost[c.key] = LOST, category
+        elif category is not None and side_of(category) != SESSION:
+            status[c.key], unresolved[c.key] = UNRESOLVED, category
+        else:  # not fetched yet, or a session-side failure (an older ingest wrote records for those)
+            status[c.key], pending[c.key] = PENDING, category or waiting.get(c.key, "not_run")
     known = {c.key for c in clips}
     unknown = sorted((survived | set(failures)) - known)
-    return Survival(ingest_dir, "ingest", status, lost, manifest, unknown)
+    return Survival(ingest_dir, "ingest", status, lost, pending, unresolved, manifest, unknown)
 
 
 def read_available(path: str | os.PathLike[str]) -> set[str]:
@@ -107,4 +122,4 @@ def survival_from_available(path: str | os.PathLike[str], clips: list[ClipRecord
     status = {c.key: SURVIVED if c.ytid in available else LOST for c in clips}
     lost = {k: "unavailable" for k, s in status.items() if s == LOST}
     known = {c.ytid for c in clips}
-    return Survival(str(path), "available", status, lost, None, sorted(available - known))
+    return Survival(str(path), "available", status, lost, manifest=None, unknown_keys=sorted(available - known))

@@ -1,8 +1,10 @@
 """One clip, end to end: fetch its window, verify, fall back, decode, clip, mono, resample, encode.
 
 `process_clip` is what the pipeline runs for each row (many at once, in threads) and what the
-benchmark's sequential baseline runs in a loop. It never raises for a bad source: it returns either
-a WebDataset sample or a FailureRecord that says which stage failed, why, and after how many tries.
+benchmark's sequential baseline runs in a loop. It never raises for a bad source: it returns a
+WebDataset sample, a FailureRecord that says which stage failed, why, and after how many tries, or
+(for a failure that blames the session, not the clip: a bot check, a rate limit, the network) a
+pending category and no record, so that the row is fetched again by the next run.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from cadenza.failure_sides import SESSION, side_of
 from cadenza.musiccaps.schema import ClipRecord
 from cadenza.pipelines import audio
-from cadenza.pipelines.fetch import Fetcher, FetchError, FetchOptions, Pacer, build_url, with_retries
+from cadenza.pipelines.fetch import Fetcher, FetchError, FetchOptions, build_url, with_retries
+from cadenza.pipelines.session_guard import SessionGuard, SessionLimits
 from cadenza.shards import FailureRecord
 
 RANGE_SLACK_S = (0.5, 1.0)  # a window download may be this much shorter / longer than asked (packet cuts)
@@ -39,6 +43,7 @@ class ClipJobConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     fetched_at: str | None = None  # fixed fetch time (SOURCE_DATE_EPOCH) for reproducible shards
+    session: SessionLimits = field(default_factory=SessionLimits)
 
 
 @dataclass
@@ -46,6 +51,7 @@ class ClipResult:
     key: str
     sample: dict[str, Any] | None = None
     failure: FailureRecord | None = None
+    pending: str = ""  # session-side category that left the row unfetched (no failure record)
     attempts: int = 0
     bytes_fetched: int = 0
     fetch_mode: str = ""
@@ -100,12 +106,13 @@ def process_clip(
     *,
     label_names: list[str] | None = None,
     shard: str = "",
-    pacer: Pacer | None = None,
+    guard: SessionGuard | None = None,
     rng: random.Random | None = None,
     fetcher: Fetcher | None = None,
 ) -> ClipResult:
     """Fetch and prepare one clip. Pass a long-lived `fetcher` when doing many (it keeps yt-dlp
-    instances per thread); `pacer` spaces fetch starts for politeness."""
+    instances per thread); `guard` (shared by the threads) keeps the request budget and pauses or
+    stops fetching while YouTube blocks the session."""
     key = clip.key
     try:
         url = build_url(cfg.source_url_template, clip.ytid)
@@ -115,9 +122,16 @@ def process_clip(
     fetcher = fetcher or Fetcher(cfg.fetch)
 
     def attempt() -> tuple[np.ndarray, int, int, str]:
-        if pacer is not None:
-            pacer.wait()
-        return _fetch_window(url, clip, cfg, fetcher)
+        epoch = guard.before_fetch() if guard is not None else 0
+        try:
+            got = _fetch_window(url, clip, cfg, fetcher)
+        except FetchError as exc:
+            if guard is not None:
+                guard.after_fetch(epoch, exc)
+            raise
+        if guard is not None:
+            guard.after_fetch(epoch, None)
+        return got
 
     try:
         (mono, sr, nbytes, mode), attempts = with_retries(
@@ -128,7 +142,10 @@ def process_clip(
             rng=rng,
         )
     except FetchError as exc:
-        return ClipResult(key, failure=_failure(clip, exc, getattr(exc, "attempts", 1), shard, url))
+        tries = getattr(exc, "attempts", 1)
+        if side_of(exc.category) == SESSION:
+            return ClipResult(key, pending=exc.category, attempts=tries)
+        return ClipResult(key, failure=_failure(clip, exc, tries, shard, url))
     finally:
         if own:
             fetcher.close()

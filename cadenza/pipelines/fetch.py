@@ -7,9 +7,9 @@ socket timeouts; yt-dlp's own retries are off because `with_retries` below does 
 YouTube needs a JS runtime for its challenges: every worker hands yt-dlp the deno binary of the `deno`
 wheel installed beside cadenza (found where the worker runs, so remote workers find their own).
 
-Failures become `FetchError(category, message, transient)`. Transient ones (HTTP 429 and 5xx,
-timeouts, resets, truncated bodies) are retried by `with_retries`; permanent ones (403/404/410,
-private/removed videos, not media, too large) are not.
+Failures become `FetchError(category, message, transient)` (see fetch_errors). Transient ones (HTTP
+429 and 5xx, bot checks, timeouts, resets, truncated bodies) are retried by `with_retries`; permanent
+ones (403/404/410, private/removed videos, not media, too large) are not.
 """
 
 from __future__ import annotations
@@ -26,20 +26,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cadenza.musiccaps.schema import YTID_RE
+from cadenza.pipelines.fetch_errors import FetchError, classify
 
 DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 T = TypeVar("T")
-
-
-class FetchError(RuntimeError):
-    def __init__(self, category: str, message: str, *, transient: bool = False):
-        super().__init__(message)
-        self.category = category
-        self.message = message
-        self.transient = transient
-
-    def __str__(self) -> str:
-        return f"{self.category}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +93,14 @@ def validate_template(template: str) -> str:
     if not re.match(r"^https?://", template):
         raise ValueError(f"source URL template {template!r} must be an http:// or https:// URL")
     return template
+
+
+def is_youtube(template: str) -> bool:
+    """Whether a source URL template points at YouTube (its limits, budget and checks apply)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(template.replace("{ytid}", "x")).hostname or "").lower()
+    return host in ("youtube.com", "youtu.be") or host.endswith(".youtube.com")
 
 
 def build_url(template: str, ytid: str) -> str:
@@ -195,6 +193,7 @@ class Fetcher:
 
         ensure_ffmpeg()  # download ranges find ffmpeg only on PATH (yt-dlp ignores ffmpeg_location there)
         self.opts = opts
+        self.js_runtime_found = deno_path() is not None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="cadenza-fetch-"))
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -240,7 +239,7 @@ class Fetcher:
         except _TooLarge as exc:
             raise FetchError("too_large", f"{url}: download passed the size cap ({exc})") from None
         except Exception as exc:  # noqa: BLE001 (yt-dlp raises many types; classify names them)
-            raise classify(exc, st.log.lines) from None
+            raise classify(exc, st.log.lines, js_runtime_found=self.js_runtime_found) from None
         cap = self.opts.max_filesize_bytes
         if any("larger than max-filesize" in line for line in st.log.lines):
             raise FetchError("too_large", f"{url}: larger than the {cap}-byte cap")
@@ -281,75 +280,6 @@ def _require_range_support(ydl: Any, info: dict[str, Any]) -> None:
         with ydl.urlopen(Request(media_url, headers=headers)) as resp:
             if resp.status != 206 or not resp.headers.get("Content-Range"):
                 raise FetchError("no_range_support", f"{media_url} answered a Range request with {resp.status}")
-
-
-# -- failure classification ---------------------------------------------------------------------
-_MESSAGE_CATEGORIES: list[tuple[str, str, bool]] = [
-    # (regex on the message, category, transient)
-    (r"private video|video is private", "private", False),
-    (r"removed|terminated|no longer available|account .* closed", "removed", False),
-    (r"sign in to confirm your age|age[- ]restricted|inappropriate", "age_restricted", False),
-    (r"not available in your country|geo.?restrict", "geo_blocked", False),
-    (r"members[- ]only|join this channel", "members_only", False),
-    (r"sign in to confirm you.?re not a bot", "bot_check", True),
-    (r"video unavailable|this video is unavailable|is not available", "unavailable", False),
-    (r"unsupported url|no video formats|requested format is not available", "not_audio", False),
-    (r"larger than max-filesize", "too_large", False),
-    (r"timed? ?out", "timeout", True),
-    (r"bytes read, .* more expected|incomplete ?read|content too short|did not get any data", "truncated", True),
-    (r"connection (reset|refused|aborted)|remote end closed|broken pipe|connection.*closed", "connection", True),
-    (r"http error 429|too many requests", "rate_limited", True),
-    (r"http error 5\d\d|server error|bad gateway|service unavailable", "server_error", True),
-    (r"http error 404|not found", "not_found", False),
-    (r"http error 403|forbidden", "forbidden", False),
-    (r"http error 410|gone", "gone", False),
-]
-_STATUS_CATEGORIES = {403: "forbidden", 404: "not_found", 410: "gone", 429: "rate_limited"}
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or any(e is s for s in seen):
-            continue
-        seen.append(e)
-        info = getattr(e, "exc_info", None)
-        todo += [getattr(e, "cause", None), e.__cause__, e.__context__, info[1] if info else None]
-    return seen
-
-
-def classify(exc: BaseException, log_lines: list[str] | None = None) -> FetchError:
-    """Turn whatever yt-dlp raised into a FetchError with a category and a transient flag."""
-    import socket
-
-    from yt_dlp.networking.exceptions import HTTPError, TransportError
-
-    chain = _chain(exc)
-    message = re.sub(r"\s+", " ", str(exc)).strip().removeprefix("ERROR: ")[:500]
-    for e in chain:
-        if isinstance(e, HTTPError):
-            status = e.status
-            if status in _STATUS_CATEGORIES:
-                return FetchError(_STATUS_CATEGORIES[status], message, transient=status == 429)
-            if 500 <= status < 600:
-                return FetchError("server_error", message, transient=True)
-            if 300 <= status < 400:  # a redirect raised rather than followed: a loop or too many hops
-                return FetchError("redirect_loop", message, transient=False)
-            return FetchError(f"http_{status}", message, transient=False)
-    for e in chain:
-        if isinstance(e, socket.timeout | TimeoutError):
-            return FetchError("timeout", message, transient=True)
-        if isinstance(e, ConnectionError):
-            return FetchError("connection", message, transient=True)
-    text = " ".join([message, *(log_lines or [])[-5:]]).lower()
-    for pattern, category, transient in _MESSAGE_CATEGORIES:
-        if re.search(pattern, text):
-            return FetchError(category, message, transient=transient)
-    if any(isinstance(e, TransportError) for e in chain):
-        return FetchError("connection", message, transient=True)
-    return FetchError("fetch_error", message, transient=False)
 
 
 # -- retries and politeness ---------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 The driver validates the CSV, plans shards (a stable rule, see shard_plan), skips the ones already
 complete, runs the Beam pipeline over the rest, then writes the manifest from the shards' stats
-files. Every input row ends in exactly one place: a shard sample, or a failure record
-(`failures/validate.jsonl` for rows validation rejected, `failures/{shard}.jsonl` for the others).
+files. Every input row ends in exactly one place: a shard sample, a failure record
+(`failures/validate.jsonl` for rows validation rejected, `failures/{shard}.jsonl` for the others),
+or pending: a session-side failure (bot check, rate limit, network; see cadenza.failure_sides) is
+never the clip's loss, so it gets no record, the shard's stats list it, and the next run fetches it
+again. When YouTube keeps blocking a worker's session its breaker trips, the run writes what it has
+and `run_ingest` raises SessionBlockedError; running the same command again resumes.
 
 Reproducibility: the tars contain a fetch time; set SOURCE_DATE_EPOCH (the reproducible-builds
 convention) to pin it, and the same input gives byte-identical shards.
@@ -15,6 +19,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -24,10 +29,19 @@ from cadenza import shards
 from cadenza.config import from_dict_strict
 from cadenza.musiccaps.schema import ClipRecord, Reject
 from cadenza.pipelines.clipjob import ClipJobConfig
-from cadenza.pipelines.fetch import DEFAULT_URL_TEMPLATE, FetchOptions, browser_cookies_spec, validate_template
+from cadenza.pipelines.fetch import (
+    DEFAULT_URL_TEMPLATE,
+    FetchOptions,
+    browser_cookies_spec,
+    is_youtube,
+    validate_template,
+)
+from cadenza.pipelines.session_guard import SessionLimits
 from cadenza.pipelines.shard_plan import plan_tasks, shard_paths, stale_shards
 
 log = logging.getLogger(__name__)
+# the yt-dlp wiki's figure for one session without a PO token (about 1000 with one)
+YOUTUBE_VIDEOS_PER_HOUR = 300.0
 
 
 @dataclass
@@ -44,6 +58,13 @@ class IngestConfig:
     pot_provider_url: str | None = None  # bgutil PO token server, e.g. http://127.0.0.1:4416
     sleep_requests: float = 0.0
     max_concurrent_fetches: int = 16  # per worker
+    # per worker process, i.e. per YouTube session; 0: no budget; None: 300 for YouTube, none elsewhere
+    max_videos_per_hour: float | None = None
+    max_blocked: int = 5  # bot checks / rate limits in a row (each after a pause) before the run stops
+    # first pause of all fetch threads on a block, doubling with each one in a row; None: 60 s for
+    # YouTube (its limits last up to an hour), 1 s for other sources
+    block_pause_s: float | None = None
+    vantage: str | None = None  # where the download runs (e.g. a country code): geo-blocking depends on it
     prefix: str = "audio"
     ontology: str | None = None  # AudioSet ontology.json (path or URL) for label names
     download_ranges: bool = True  # fetch only the window when the source allows it
@@ -70,6 +91,14 @@ class IngestConfig:
             raise ValueError(f"--limit must be >= 0, got {self.limit}")
         if self.max_concurrent_fetches < 1:
             raise ValueError("--max-concurrent-fetches must be at least 1")
+        if self.max_videos_per_hour is not None and self.max_videos_per_hour < 0:
+            raise ValueError(f"--max-videos-per-hour must be >= 0 (0: no budget), got {self.max_videos_per_hour}")
+        if self.max_blocked < 1:
+            raise ValueError(f"--max-blocked must be at least 1, got {self.max_blocked}")
+        if self.block_pause_s is not None and self.block_pause_s < 0:
+            raise ValueError(f"--block-pause must be >= 0 seconds, got {self.block_pause_s}")
+        if self.vantage is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.vantage):
+            raise ValueError(f"--vantage {self.vantage!r}: use a short label such as a country code (A-Z, 0-9, -_.:)")
         if self.cookies and not os.path.isfile(self.cookies):
             raise ValueError(f"--cookies: no such file: {self.cookies}")
         if self.cookies_from_browser:
@@ -79,7 +108,7 @@ class IngestConfig:
         if "/" in self.prefix or "." in self.prefix or not self.prefix:
             raise ValueError(f"shard prefix {self.prefix!r} must be a plain name")
 
-    def job(self) -> ClipJobConfig:
+    def job(self, run_id: str = "") -> ClipJobConfig:
         return ClipJobConfig(
             source_url_template=self.source_url_template,
             sample_rate=self.sample_rate,
@@ -95,6 +124,34 @@ class IngestConfig:
             max_attempts=self.max_attempts,
             backoff_base_s=self.backoff_base_s,
             fetched_at=_pinned_time(),
+            session=self.session_limits(run_id),
+        )
+
+    def session_limits(self, run_id: str = "") -> SessionLimits:
+        youtube = is_youtube(self.source_url_template)
+        budget = self.max_videos_per_hour
+        pause = self.block_pause_s
+        return SessionLimits(
+            max_videos_per_hour=(YOUTUBE_VIDEOS_PER_HOUR if youtube else 0.0) if budget is None else budget,
+            max_blocked=self.max_blocked,
+            block_pause_s=(60.0 if youtube else 1.0) if pause is None else pause,
+            block_pause_max_s=1800.0 if youtube else 60.0,
+            sleep_requests=self.sleep_requests,
+            run_id=run_id,
+        )
+
+
+class SessionBlockedError(RuntimeError):
+    """YouTube kept refusing the session; the manifest (written) says how many rows are pending."""
+
+    def __init__(self, manifest: dict[str, Any]):
+        self.manifest = manifest
+        pending = manifest["rows_pending"]
+        why = ", ".join(f"{k}: {v}" for k, v in manifest["pending_by_category"].items())
+        super().__init__(
+            f"YouTube is blocking this session ({why}); {pending} rows are pending. Pass --cookies FILE "
+            "(or --cookies-from-browser), a PO token provider (--pot-provider-url, cadenza[pot]), or a lower "
+            "--max-videos-per-hour, then run the same command again to resume"
         )
 
 
@@ -165,7 +222,9 @@ def _remove_partial_writes(out: str) -> None:
 
 
 def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict[str, Any]:
-    """Run the ingest and return the manifest (also written to OUT/manifest.json)."""
+    """Run the ingest and return the manifest (also written to OUT/manifest.json).
+
+    Raises SessionBlockedError, after writing everything, when a worker's breaker tripped."""
     import apache_beam as beam
 
     from cadenza.musiccaps import load_musiccaps
@@ -203,7 +262,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
         options = beam_options(beam_args, len(tasks))
         with ShardProgress(out, tasks, enabled=config.progress) as progress:
             p = beam.Pipeline(options=options)
-            build_pipeline(p, tasks, config.job(), out, config.max_concurrent_fetches)
+            build_pipeline(p, tasks, config.job(run_id=uuid.uuid4().hex), out, config.max_concurrent_fetches)
             run = p.run()
             run.wait_until_finish()
             progress.refresh()
@@ -211,6 +270,8 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
     manifest = build_manifest(config, out, planned, rows_in, len(clips), rejects)
     manifest["run"] = {"shards_written": len(tasks), "seconds": round(time.time() - started, 1), "metrics": metrics}
     shards.write_json_atomic(shards.join(out, "manifest.json"), manifest)
+    if manifest["session"]["blocked"]:
+        raise SessionBlockedError(manifest)
     return manifest
 
 
@@ -227,6 +288,8 @@ def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: 
     by_cat: Counter[str] = Counter(reject_category(r) for r in rejects)
     written = failed = 0
     seconds = 0.0
+    pending: Counter[str] = Counter()
+    blocked = False
     complete: list[str] = []
     for name in planned:
         tar, _ = shard_paths(out, name)
@@ -238,6 +301,8 @@ def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: 
         failed += st["failures"]
         seconds += st["audio_seconds"]
         by_cat.update(st["failures_by_category"])
+        pending.update(st.get("pending_by_category", {}))
+        blocked = blocked or bool(st.get("session_blocked"))
     missing = sorted(set(planned) - set(complete))
     if missing:
         raise RuntimeError(f"ingest finished but shards are incomplete: {', '.join(missing)}; run again to resume")
@@ -249,13 +314,34 @@ def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: 
         "clips_written": written,
         "clips_failed": failed,
         "failures_by_category": dict(sorted(by_cat.items())),
+        "rows_pending": sum(pending.values()),
+        "pending_by_category": dict(sorted(pending.items())),
+        "session": session_info(config, blocked=blocked),
         "audio_hours": round(seconds / 3600, 4),
         "sample_rate": config.sample_rate,
         "prefix": config.prefix,
         "shards": planned,
-        "config": {k: v for k, v in config.to_dict().items() if k != "cookies"}
-        | {"cookies": bool(config.cookies)},
+        "config": {k: v for k, v in config.to_dict().items() if k not in ("cookies", "cookies_from_browser")}
+        | {"cookies": bool(config.cookies), "cookies_from_browser": bool(config.cookies_from_browser)},
         "versions": _versions(),
+    }
+
+
+def session_info(config: IngestConfig, *, blocked: bool) -> dict[str, Any]:
+    """Where and how the downloads ran: survival figures (geo-blocking above all) depend on it.
+    The JS runtime is the driver's; workers resolve their own deno the same way."""
+    import yt_dlp
+
+    from cadenza.pipelines.fetch import deno_path
+
+    return {
+        "vantage": config.vantage,
+        "yt_dlp": yt_dlp.version.__version__,
+        "js_runtime": f"deno ({deno_path()})" if deno_path() else None,
+        "pot_provider": config.pot_provider_url,
+        "cookies": bool(config.cookies or config.cookies_from_browser),
+        "max_videos_per_hour": config.session_limits().max_videos_per_hour,
+        "blocked": blocked,
     }
 
 

@@ -3,12 +3,16 @@
 Fetching is waiting (on YouTube, ~300 ms per request and several requests per clip), so each
 `WriteAudioShardFn` keeps a bounded thread pool and runs up to `max_concurrent_fetches` clips at once;
 the runner spreads shards over workers (Reshuffle before it), so total concurrency is workers x bound.
-A shard is written only when all its rows have ended in a sample or a failure record: tar, then
-failures, then the stats file that marks it complete. Nothing here depends on a particular runner.
+A shard is written only when all its rows have ended in a sample, a failure record, or *pending*
+(a session-side failure: bot check, rate limit, network; listed in the stats file, no record): tar,
+then failures, then the stats file that marks it complete. The next run fetches its pending rows
+again. The fetch threads of a worker process share one SessionGuard (request budget and breaker).
+Nothing here depends on a particular runner.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import tempfile
@@ -23,7 +27,8 @@ from apache_beam.metrics import Metrics
 from cadenza import shards
 from cadenza.musiccaps.schema import ClipRecord
 from cadenza.pipelines.clipjob import ClipJobConfig, ClipResult, process_clip
-from cadenza.pipelines.fetch import Fetcher, Pacer
+from cadenza.pipelines.fetch import Fetcher
+from cadenza.pipelines.session_guard import guard_for
 from cadenza.pipelines.shard_plan import ShardTask, shard_paths
 from cadenza.shards import FailureRecord
 
@@ -39,6 +44,7 @@ class WriteAudioShardFn(beam.DoFn):
         self.fetched = Metrics.counter(NAMESPACE, "clips_fetched")
         self.failed = Metrics.counter(NAMESPACE, "clips_failed")
         self.retried = Metrics.counter(NAMESPACE, "clips_retried")
+        self.pending = Metrics.counter(NAMESPACE, "clips_pending")
         self.bytes = Metrics.counter(NAMESPACE, "bytes_fetched")
         self.flac_bytes = Metrics.counter(NAMESPACE, "flac_bytes")
         self.shards_written = Metrics.counter(NAMESPACE, "shards_written")
@@ -49,7 +55,7 @@ class WriteAudioShardFn(beam.DoFn):
 
         ensure_ffmpeg()  # yt-dlp's download ranges only find ffmpeg on PATH, in every worker
         self._pool = ThreadPoolExecutor(self.max_concurrent_fetches, thread_name_prefix="fetch")
-        self._pacer = Pacer(self.job.fetch.sleep_requests)
+        self._guard = guard_for(self.job.session)
         self._fetcher = Fetcher(self.job.fetch, tempfile.mkdtemp(prefix="cadenza-ingest-"))
 
     def teardown(self) -> None:
@@ -60,17 +66,20 @@ class WriteAudioShardFn(beam.DoFn):
         tar_path, fail_path = shard_paths(self.out, task.name)
         rows = task.records()
         keep: list[dict[str, Any]] = []
+        kept_failures: list[FailureRecord] = []
         if task.retry_keys is not None:
             retry = set(task.retry_keys)
             keep = [s for s in shards.iter_tar_samples(tar_path) if s["__key__"] not in retry]
             for s in keep:
                 s.pop("__url__", None)
+            kept_failures = [f for f in shards.read_failure_file(fail_path) if f.key not in retry]
             rows = [(c, n) for c, n in rows if c.key in retry]
         # jitter seeded per shard so retries are spread but a rerun behaves the same
         rng = random.Random(zlib.crc32(task.name.encode()))  # noqa: S311
         results: list[ClipResult] = list(self._pool.map(lambda cn: self._one(cn[0], cn[1], task.name, rng), rows))
         samples = keep + [r.sample for r in results if r.sample is not None]
-        failures = [r.failure for r in results if r.failure is not None]
+        failures = kept_failures + [r.failure for r in results if r.failure is not None]
+        pending = {r.key: r.pending for r in results if r.pending}
         for r in results:
             if r.sample is not None:
                 self.fetched.inc()
@@ -78,10 +87,11 @@ class WriteAudioShardFn(beam.DoFn):
                 self.flac_bytes.inc(len(r.sample["flac"]))
             if r.attempts > 1 or (r.failure and r.failure.attempts > 1):
                 self.retried.inc()
-        for f in failures:
+        for f in failures[len(kept_failures):]:
             self.failed.inc()
             Metrics.counter(NAMESPACE, f"failed_{f.category}").inc()
-        stats = shard_stats(task, samples, failures)
+        self.pending.inc(len(pending))
+        stats = shard_stats(task, samples, failures, pending, blocked=self._guard.tripped)
         for s in samples:
             self.audio_ms.update(int(round(1000 * _num_samples(s) / self.job.sample_rate)))
         # a retry rewrites a finished shard: drop its marker first so a crash leaves it "to redo"
@@ -97,7 +107,7 @@ class WriteAudioShardFn(beam.DoFn):
 
     def _one(self, clip: ClipRecord, names: list[str], shard: str, rng: random.Random) -> ClipResult:
         try:
-            return process_clip(clip, self.job, label_names=names, shard=shard, pacer=self._pacer, rng=rng,
+            return process_clip(clip, self.job, label_names=names, shard=shard, guard=self._guard, rng=rng,
                                 fetcher=self._fetcher)
         except Exception as exc:  # noqa: BLE001 (one odd file must not fail the shard, nor vanish)
             log.exception("unexpected error on %s", clip.key)
@@ -107,16 +117,17 @@ class WriteAudioShardFn(beam.DoFn):
 
 
 def _num_samples(sample: dict[str, Any]) -> int:
-    import json
-
     return int(json.loads(sample["json"])["num_samples"])
 
 
-def shard_stats(task: ShardTask, samples: list[dict[str, Any]], failures: list[Any]) -> dict[str, Any]:
-    """Deterministic per-shard stats (no wall times, so reruns give identical files)."""
-    import json
+def shard_stats(task: ShardTask, samples: list[dict[str, Any]], failures: list[Any],
+                pending: dict[str, str] | None = None, *, blocked: bool = False) -> dict[str, Any]:
+    """Deterministic per-shard stats (no wall times, so reruns give identical files).
 
+    `pending`: key -> session-side category of the rows left for the next run; `blocked`: the worker's
+    breaker had tripped (YouTube blocks the session) when the shard was written."""
     metas = [json.loads(s["json"]) for s in samples]
+    pending = pending or {}
     by_cat = Counter(f.category for f in failures)
     return {
         "kind": "audio",
@@ -126,6 +137,9 @@ def shard_stats(task: ShardTask, samples: list[dict[str, Any]], failures: list[A
         "clips_written": len(samples),
         "failures": len(failures),
         "failures_by_category": dict(sorted(by_cat.items())),
+        "pending": dict(sorted(pending.items())),
+        "pending_by_category": dict(sorted(Counter(pending.values()).items())),
+        "session_blocked": blocked,
         "audio_seconds": round(sum(m["duration_s"] for m in metas), 3),
         "flac_bytes": sum(len(s["flac"]) for s in samples),
         "sample_rate": metas[0]["sample_rate"] if metas else None,

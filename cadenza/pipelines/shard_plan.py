@@ -19,7 +19,8 @@ from cadenza.musiccaps.schema import ClipRecord
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard to write: its rows, and with `retry_keys` only those rows are fetched again."""
+    """One shard to write: its rows, and with `retry_keys` only those rows are fetched again (the
+    rows left pending by the last run, and with --retry-failed the failed ones)."""
 
     index: int
     name: str  # e.g. audio-000003.tar
@@ -86,13 +87,14 @@ def plan_tasks(
         digest = plan_digest(group, sample_rate=sample_rate, source_url_template=source_url_template)
         tar_path, _ = shard_paths(out, name)
         rows = tuple({**c.to_dict(), "label_names": names.get(c.key, [])} for c in group)
-        done = shards.is_complete(tar_path) and shards.read_json(shards.stats_path(tar_path)).get(
-            "plan_digest"
-        ) == digest
-        if not done:
+        stats = shards.read_json(shards.stats_path(tar_path)) if shards.is_complete(tar_path) else {}
+        if stats.get("plan_digest") != digest:
             tasks.append(ShardTask(i, name, digest, rows))
-        elif retry_failed and (failed := shard_failed_keys(out, name)):
-            tasks.append(ShardTask(i, name, digest, rows, retry_keys=tuple(sorted(failed))))
+            continue
+        # rows a session-side failure left pending are always fetched again; failed ones on request
+        again = set(stats.get("pending", [])) | (set(shard_failed_keys(out, name)) if retry_failed else set())
+        if again:
+            tasks.append(ShardTask(i, name, digest, rows, retry_keys=tuple(sorted(again))))
     return all_names, tasks
 
 

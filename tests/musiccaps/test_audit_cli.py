@@ -93,10 +93,17 @@ def test_cli_audit_reads_an_ingest_dir(tmp_path):
     rows, _ = generate(120, seed=3)
     keys = [clip_key(r["ytid"], 30, 40) for r in rows]
     ingest = tmp_path / "ingest"
-    write_shard(str(ingest / "shards" / shard_name("audio", 0)), [{"__key__": k, "txt": "x"} for k in keys[:80]], {})
-    fails = [FailureRecord(k, "fetch", "not_found", "video unavailable", ytid=k[:11]) for k in keys[80:110]]
+    # 80 landed; 10 left pending by the session (a bot check) in the shard's stats; 20 removed from YouTube;
+    # 5 failure records of a session-side kind (older ingests wrote those) and 5 of our own errors
+    pending = {k: "bot_check" for k in keys[80:90]}
+    write_shard(str(ingest / "shards" / shard_name("audio", 0)), [{"__key__": k, "txt": "x"} for k in keys[:80]],
+                {"pending": pending})
+    fails = [FailureRecord(k, "fetch", "removed", "video unavailable", ytid=k[:11]) for k in keys[90:110]]
+    fails += [FailureRecord(k, "fetch", "rate_limited", "HTTP Error 429", ytid=k[:11]) for k in keys[110:115]]
+    fails += [FailureRecord(k, "process", "internal_error", "bug", ytid=k[:11]) for k in keys[115:]]
     write_bytes_atomic(str(ingest / "failures" / "fetch.jsonl"), failures_jsonl(fails))
-    write_json_atomic(str(ingest / "manifest.json"), {"kind": "audio", "clips_written": 80})
+    session = {"vantage": "DE", "yt_dlp": "2026.10.26", "js_runtime": "deno (/x/deno)", "pot_provider": None}
+    write_json_atomic(str(ingest / "manifest.json"), {"kind": "audio", "clips_written": 80, "session": session})
     out = tmp_path / "audit"
     result = runner.invoke(
         app,
@@ -115,6 +122,11 @@ def test_cli_audit_reads_an_ingest_dir(tmp_path):
     )
     assert result.exit_code == 0, result.output
     survival = json.loads((out / "metrics.json").read_text())["survival"]
-    assert survival["counts"] == {"survived": 80, "lost": 30, "pending": 10}
-    assert survival["lost_by_category"] == {"not_found": 30} and survival["manifest"]["clips_written"] == 80
-    assert survival["overall_rate"] == 80 / 110
+    # only the clip-side failures are lost; the session's are pending, our own errors unresolved
+    assert survival["counts"] == {"survived": 80, "lost": 20, "pending": 15, "unresolved": 5}
+    assert survival["lost_by_category"] == {"removed": 20} and survival["manifest"]["clips_written"] == 80
+    assert survival["pending_by_category"] == {"bot_check": 10, "rate_limited": 5}
+    assert survival["unresolved_by_category"] == {"internal_error": 5}
+    assert survival["overall_rate"] == 80 / 100 and survival["session"]["vantage"] == "DE"
+    html = (out / "report.html").read_text()
+    assert "vantage DE" in html and "deno (/x/deno)" in html and "Only failures that blame the clip" in html

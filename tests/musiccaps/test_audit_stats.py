@@ -120,14 +120,16 @@ def test_survival_from_an_ingest_dir(tmp_path):
     write_bytes_atomic(f"{d}/shards/{shard_name('audio', 1)}", tar_bytes([{"__key__": clips[4].key, "txt": "x"}]))
     fails = [
         FailureRecord(clips[2].key, "fetch", "not_found", "gone", ytid=clips[2].ytid, row=3),
-        FailureRecord(clips[3].key, "fetch", "http_429", "slow down", ytid=clips[3].ytid, row=4),
+        FailureRecord(clips[3].key, "fetch", "rate_limited", "slow down", ytid=clips[3].ytid, row=4),
         FailureRecord("zzzzzzzzzzz_00000000_00010000", "fetch", "not_found", "not ours"),
     ]
     write_bytes_atomic(f"{d}/failures/part-0.jsonl", failures_jsonl(fails))
     write_json_atomic(f"{d}/manifest.json", {"kind": "audio", "clips_written": 2})
     s = survival_from_ingest(d, clips)
-    assert [s.status[c.key] for c in clips] == [SURVIVED, SURVIVED, LOST, LOST, PENDING]
-    assert s.lost_category == {clips[2].key: "not_found", clips[3].key: "http_429"}
+    # a rate limit blames the session, not the clip: pending, never lost
+    assert [s.status[c.key] for c in clips] == [SURVIVED, SURVIVED, LOST, PENDING, PENDING]
+    assert s.lost_category == {clips[2].key: "not_found"}
+    assert s.pending_category == {clips[3].key: "rate_limited", clips[4].key: "not_run"}
     assert s.manifest["clips_written"] == 2 and s.unknown_keys == ["zzzzzzzzzzz_00000000_00010000"]
     with pytest.raises(SourceError, match="not an ingest output"):
         survival_from_ingest(str(tmp_path / "nothing"), clips)

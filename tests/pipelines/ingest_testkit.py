@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from cadenza.failure_sides import SESSION_SIDE
 from cadenza.mediaserver import write_media
 
 FORMATS = ("wav", "m4a", "webm")
 # ytids (11 characters) of good media: (seconds, seed)
 GOOD = {"goodAAAAAAA": (20.0, 1), "goodBBBBBBB": (14.0, 2), "goodCCCCCCC": (12.0, 3)}
-# ytids that misbehave on the server, with their fault and the category the ingest must record
+# ytids that misbehave on the server, with their fault and the category the ingest must give them:
+# a failure record for the clip-side ones, pending (no record) for the session-side ones
 FAULTS = {
     "f404xxxxxxx": ("404", "not_found"),
     "f403xxxxxxx": ("403", "forbidden"),
@@ -29,6 +31,7 @@ FAULTS = {
     "foversizedx": ("oversized", "too_large"),
     "fdropxxxxxx": ("drop", "connection"),
 }
+SESSION_FAULTS = {ytid for ytid, (_, category) in FAULTS.items() if category in SESSION_SIDE}
 RETRY_OK = "f429xxxxxxx"  # 429 then 200: lands after a retry
 HEADER = ["ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list", "caption", "author_id",
           "is_balanced_subset", "is_audioset_eval"]
@@ -93,6 +96,16 @@ def read_all(out: Path) -> tuple[dict[str, dict], list[dict]]:
     failures = [json.loads(line) for f in sorted((out / "failures").glob("*.jsonl"))
                 for line in f.read_text().splitlines() if line.strip()]
     return samples, failures
+
+
+def read_pending(out: Path) -> dict[str, str]:
+    """Rows the shards' stats list as pending (session-side failures): key -> category."""
+    pending: dict[str, str] = {}
+    for stats in sorted((out / "shards").glob("*.stats.json")):
+        st = json.loads(stats.read_text())
+        assert len(st["pending"]) == sum(st["pending_by_category"].values())
+        pending.update(st["pending"])
+    return pending
 
 
 def ontology_file(path: Path) -> Path:

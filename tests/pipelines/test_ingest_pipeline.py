@@ -11,15 +11,18 @@ import soundfile as sf
 from ingest_testkit import (  # noqa: F401 (media_dir is a fixture)
     FAULTS,
     RETRY_OK,
+    SESSION_FAULTS,
     media_dir,
     ontology_file,
     read_all,
+    read_pending,
     read_shard,
     server_faults,
     write_csv,
 )
 
 from cadenza.mediaserver import MediaServer
+from cadenza.musiccaps.schema import clip_key
 from cadenza.pipelines.ingest import IngestConfig, run_ingest
 from cadenza.shards import read_failures
 
@@ -28,7 +31,8 @@ BEAM = ["--direct_running_mode=in_memory"]  # one process: fast to start, same c
 
 def config(csv, out, srv, **kw) -> IngestConfig:
     base = dict(csv=str(csv), out=str(out), source_url_template=srv.url_template("m4a"), shard_size=3,
-                max_attempts=2, backoff_base_s=0.01, socket_timeout_s=5, max_filesize_mb=2, progress=False)
+                max_attempts=2, backoff_base_s=0.01, block_pause_s=0.01, socket_timeout_s=5, max_filesize_mb=2,
+                progress=False)
     return IngestConfig(**(base | kw))
 
 
@@ -48,14 +52,18 @@ def faulty_run(media_dir, tmp_path_factory):  # noqa: F811
 def test_every_row_ends_in_exactly_one_place(faulty_run):
     rows, manifest, out = faulty_run
     samples, failures = read_all(out)
+    pending = read_pending(out)
     landed = sorted(s["row"] for s in samples.values())
     failed = sorted(f["row"] for f in failures)
+    waiting = sorted(i + 1 for i, r in enumerate(rows) if clip_key(*r) in pending)
     n_rows = len(rows) + 1  # + the truncated line
-    assert sorted(landed + failed) == list(range(1, n_rows + 1))
+    assert sorted(landed + failed + waiting) == list(range(1, n_rows + 1))
     assert manifest["rows_in"] == n_rows
     assert manifest["clips_written"] == len(samples) == 4
     assert manifest["rows_valid"] == n_rows - 4
-    assert manifest["clips_written"] + manifest["clips_failed"] + manifest["rows_rejected"] == n_rows
+    assert manifest["rows_pending"] == len(pending) == len(SESSION_FAULTS)
+    assert manifest["clips_written"] + manifest["clips_failed"] + manifest["rows_pending"] + manifest[
+        "rows_rejected"] == n_rows
     assert sum(manifest["failures_by_category"].values()) == len(failures)
 
 
@@ -63,9 +71,14 @@ def test_failure_categories(faulty_run):
     _, manifest, out = faulty_run
     by_ytid = {f.ytid: f for f in read_failures(str(out / "failures")) if f.stage != "validate"}
     for ytid, (_, category) in FAULTS.items():
-        assert by_ytid[ytid].category == category, by_ytid[ytid]
+        if ytid in SESSION_FAULTS:  # the session's fault: no record, pending with its category
+            assert ytid not in by_ytid and read_pending(out)[clip_key(ytid, 0, 10)] == category
+        else:
+            assert by_ytid[ytid].category == category, by_ytid[ytid]
+    assert sum(manifest["pending_by_category"].values()) == len(SESSION_FAULTS)
+    assert manifest["session"]["blocked"] is False and manifest["session"]["max_videos_per_hour"] == 0
     assert by_ytid["goodCCCCCCC"].category == "too_short" and by_ytid["goodCCCCCCC"].stage == "clip"
-    assert by_ytid["f500xxxxxxx"].attempts == 2 and by_ytid["f404xxxxxxx"].attempts == 1
+    assert by_ytid["f404xxxxxxx"].attempts == 1
     validate = sorted((f.row, f.category) for f in read_failures(str(out / "failures")) if f.stage == "validate")
     assert validate == [(14, "duplicate"), (15, "invalid_ytid"), (16, "invalid_end_s"), (17, "malformed_row")]
     assert manifest["failures_by_category"]["not_found"] == 1
@@ -96,7 +109,7 @@ def test_samples_and_their_metadata(faulty_run):
             assert np.abs(pcm).max() > 1000
     assert manifest["shards"] == [p.name for p in sorted((out / "shards").glob("*.tar"))]
     stats = json.loads((out / "shards" / "audio-000000.stats.json").read_text())
-    assert stats["rows"] == 3 and stats["clips_written"] + stats["failures"] == 3
+    assert stats["rows"] == 3 and stats["clips_written"] + stats["failures"] + len(stats["pending"]) == 3
     assert stats["bytes"] == (out / "shards" / "audio-000000.tar").stat().st_size
 
 
