@@ -237,6 +237,7 @@ class MediaServer:
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
+        self.request_log: list[tuple[float, str]] = []  # (time.monotonic() on arrival, name), in order
         self._fault_hits: Counter[str] = Counter()
         for name, fault in (faults or {}).items():
             self.set_fault(name, fault)
@@ -266,6 +267,7 @@ class MediaServer:
     def _count(self, name: str) -> None:
         with self._lock:
             self.requests[name] += 1
+            self.request_log.append((time.monotonic(), name))
 
     def _hit(self, name: str) -> int:
         """How many requests the fault matching `name` has seen (shared by all formats of a stem)."""
@@ -278,6 +280,7 @@ class MediaServer:
     def reset_counts(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.request_log.clear()
             self._fault_hits.clear()
 
     # -- lifecycle ----------------------------------------------------------------------------

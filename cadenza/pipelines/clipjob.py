@@ -122,6 +122,7 @@ def process_clip(
     fetcher = fetcher or Fetcher(cfg.fetch)
 
     def attempt() -> tuple[np.ndarray, int, int, str]:
+        fetcher.prepare()
         epoch = guard.before_fetch() if guard is not None else 0
         try:
             got = _fetch_window(url, clip, cfg, fetcher)
