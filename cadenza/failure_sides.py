@@ -20,6 +20,8 @@ SESSION_SIDE = frozenset({
 })
 # YouTube refusing this session as a whole: all fetch threads pause, and enough in a row stop the run
 BLOCKING = frozenset({"bot_check", "rate_limited"})
+# this machine cannot solve YouTube's JS challenges: waiting does not help, but enough in a row stop the run
+JS_FAILURES = frozenset({"js_runtime_missing", "js_challenge_failed"})
 
 CLIP, SESSION, OTHER = "clip", "session", "other"
 

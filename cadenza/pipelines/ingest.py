@@ -27,6 +27,7 @@ from typing import Any
 
 from cadenza import shards
 from cadenza.config import from_dict_strict
+from cadenza.failure_sides import JS_FAILURES
 from cadenza.musiccaps.schema import ClipRecord, Reject
 from cadenza.pipelines.clipjob import ClipJobConfig
 from cadenza.pipelines.fetch import (
@@ -148,6 +149,13 @@ class SessionBlockedError(RuntimeError):
         self.manifest = manifest
         pending = manifest["rows_pending"]
         why = ", ".join(f"{k}: {v}" for k, v in manifest["pending_by_category"].items())
+        if JS_FAILURES & set(manifest["pending_by_category"]):
+            super().__init__(
+                f"yt-dlp cannot solve YouTube's JS challenges here ({why}); {pending} rows are pending. Run "
+                "`cadenza doctor` and install what it names (deno, yt-dlp[default]) or upgrade yt-dlp, then run "
+                "the same command again to resume"
+            )
+            return
         super().__init__(
             f"YouTube is blocking this session ({why}); {pending} rows are pending. Pass --cookies FILE "
             "(or --cookies-from-browser), a PO token provider (--pot-provider-url, cadenza[pot]), or a lower "

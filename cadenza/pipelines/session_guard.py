@@ -10,6 +10,7 @@ process goes through one `SessionGuard`:
   doubling with each block in a row (up to block_pause_max_s);
 - breaker: after `max_blocked` blocks in a row (no success between them) the guard trips, and every
   later fetch ends at once as `session_blocked`: those rows stay pending, and a rerun resumes them.
+  Failed JS challenges count towards the breaker too (without a pause: waiting does not fix them).
 
 Blocks are counted per pause, not per thread: the failures of fetches that started before the pause
 began are the same block seen by several threads.
@@ -21,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from cadenza.failure_sides import BLOCKING
+from cadenza.failure_sides import BLOCKING, JS_FAILURES
 from cadenza.pipelines.fetch import Pacer
 from cadenza.pipelines.fetch_errors import FetchError
 
@@ -79,13 +80,14 @@ class SessionGuard:
             if error is None:
                 self.blocked_in_row = 0
                 return
-            if error.category not in BLOCKING:
+            if error.category not in BLOCKING | JS_FAILURES:
                 return
             self.blocked_in_row += 1
             self._epoch += 1
             self.last_block = f"{error.category}: {error.message[:200]}"
-            pause = min(self.limits.block_pause_max_s, self.limits.block_pause_s * 2 ** (self.blocked_in_row - 1))
-            self._paused_until = time.monotonic() + pause
+            if error.category in BLOCKING:
+                pause = min(self.limits.block_pause_max_s, self.limits.block_pause_s * 2 ** (self.blocked_in_row - 1))
+                self._paused_until = time.monotonic() + pause
             if self.blocked_in_row >= self.limits.max_blocked:
                 self.tripped = True
             self._cond.notify_all()

@@ -186,3 +186,17 @@ def test_the_budget_holds_under_concurrency(media_dir):  # noqa: F811
     window = 1.0  # at most 5 starts in any second, +1 for arrival jitter (8 unpaced threads make 8 at once)
     for i, t0 in enumerate(firsts):
         assert sum(1 for t in firsts[i:] if t < t0 + window) <= window / interval + 1, firsts
+
+
+def test_failed_js_challenges_stop_the_run_with_their_own_advice():
+    from cadenza.pipelines.fetch_errors import FetchError
+    from cadenza.pipelines.ingest import SessionBlockedError
+
+    # a long pause would hang this test: JS failures must trip the breaker without pausing
+    guard = SessionGuard(SessionLimits(max_videos_per_hour=0, max_blocked=2, block_pause_s=3600))
+    for _ in range(2):
+        guard.after_fetch(guard.before_fetch(), FetchError("js_challenge_failed", "n challenge solving failed"))
+    assert guard.tripped
+    manifest = {"rows_pending": 7, "pending_by_category": {"js_challenge_failed": 2, "session_blocked": 5}}
+    line = str(SessionBlockedError(manifest))
+    assert "JS challenges" in line and "cadenza doctor" in line and "7 rows are pending" in line
