@@ -342,10 +342,11 @@ def session_info(config: IngestConfig, *, blocked: bool) -> dict[str, Any]:
 
     from cadenza.pipelines.fetch import deno_path
 
+    deno = deno_path()
     return {
         "vantage": config.vantage,
         "yt_dlp": yt_dlp.version.__version__,
-        "js_runtime": f"deno ({deno_path()})" if deno_path() else None,
+        "js_runtime": f"deno ({deno})" if deno else None,
         "pot_provider": config.pot_provider_url,
         "cookies": bool(config.cookies or config.cookies_from_browser),
         "max_videos_per_hour": config.session_limits().max_videos_per_hour,

@@ -200,3 +200,39 @@ def test_failed_js_challenges_stop_the_run_with_their_own_advice():
     manifest = {"rows_pending": 7, "pending_by_category": {"js_challenge_failed": 2, "session_blocked": 5}}
     line = str(SessionBlockedError(manifest))
     assert "JS challenges" in line and "cadenza doctor" in line and "7 rows are pending" in line
+
+
+def test_ytdlp_options_carry_the_runtime_the_pot_provider_and_browser_cookies(tmp_path):
+    from cadenza.pipelines.fetch import _Log, browser_cookies_spec, deno_path, ydl_options
+
+    opts = FetchOptions(pot_provider_url="http://127.0.0.1:4416", cookies_from_browser="firefox:default-release")
+    o = ydl_options(tmp_path, opts, _Log())
+    assert o["js_runtimes"] == {"deno": {"path": deno_path()}} and deno_path()
+    assert o["extractor_args"] == {"youtubepot-bgutilhttp": {"base_url": ["http://127.0.0.1:4416"]}}
+    assert o["cookiesfrombrowser"] == ("firefox", "default-release", None, None)
+    assert browser_cookies_spec("chrome+gnomekeyring") == ("chrome", None, "GNOMEKEYRING", None)
+    with pytest.raises(ValueError, match="--cookies-from-browser"):
+        browser_cookies_spec("netscape-navigator")
+
+
+@pytest.mark.parametrize(("kw", "msg"), [
+    ({"max_blocked": 0}, "--max-blocked"), ({"max_videos_per_hour": -1}, "--max-videos-per-hour"),
+    ({"block_pause_s": -1}, "--block-pause"), ({"vantage": "not a label"}, "--vantage"),
+    ({"pot_provider_url": "localhost:4416"}, "--pot-provider-url"), ({"cookies_from_browser": "mosaic"}, "browser"),
+])
+def test_session_options_are_checked_before_any_work(tmp_path, kw, msg):
+    from cadenza.pipelines.ingest import IngestConfig
+
+    with pytest.raises(ValueError, match=msg):
+        IngestConfig(csv=str(tmp_path / "x.csv"), out=str(tmp_path / "o"), **kw).validate()
+
+
+def test_the_youtube_budget_applies_to_youtube_only():
+    from cadenza.pipelines.ingest import IngestConfig
+
+    yt = IngestConfig(csv="x", out="o").session_limits()
+    mirror = IngestConfig(csv="x", out="o", source_url_template="http://127.0.0.1:1/{ytid}.m4a").session_limits()
+    assert (yt.max_videos_per_hour, yt.interval_s, yt.block_pause_s) == (300, 12.0, 60.0)
+    assert (mirror.max_videos_per_hour, mirror.interval_s) == (0, 0.0)
+    both = IngestConfig(csv="x", out="o", max_videos_per_hour=1000, sleep_requests=5).session_limits()
+    assert both.interval_s == 5.0  # the slower of the budget (3.6 s) and --sleep-requests
