@@ -236,3 +236,25 @@ def test_the_youtube_budget_applies_to_youtube_only():
     assert (mirror.max_videos_per_hour, mirror.interval_s) == (0, 0.0)
     both = IngestConfig(csv="x", out="o", max_videos_per_hour=1000, sleep_requests=5).session_limits()
     assert both.interval_s == 5.0  # the slower of the budget (3.6 s) and --sleep-requests
+
+
+def test_a_rerun_fetches_only_the_pending_rows_and_keeps_the_rest(media_dir, tmp_path):  # noqa: F811
+    """One shard holding a sample, a clip-side failure and a pending row: the rerun redoes only the latter."""
+    from cadenza.pipelines.ingest import IngestConfig, run_ingest
+
+    csv = write_csv(tmp_path / "mc.csv", [("goodAAAAAAA", 0, 10), ("f404xxxxxxx", 0, 10), ("f500xxxxxxx", 0, 10)])
+    beam = ["--direct_running_mode=in_memory"]
+    with MediaServer(media_dir, faults={"f404xxxxxxx": "404", "f500xxxxxxx": "500"}) as srv:
+        cfg = IngestConfig(csv=str(csv), out=str(tmp_path / "out"), source_url_template=srv.url_template("m4a"),
+                           shard_size=3, max_attempts=2, backoff_base_s=0.01, socket_timeout_s=5, progress=False)
+        first = run_ingest(cfg, beam)
+        assert (first["clips_written"], first["clips_failed"], first["rows_pending"]) == (1, 1, 1)
+        assert first["pending_by_category"] == {"server_error": 1}
+        srv.set_fault("f500xxxxxxx", None)
+        srv.reset_counts()
+        second = run_ingest(cfg, beam)
+        assert set(srv.requests) == {"f500xxxxxxx.m4a"}  # neither the landed clip nor the 404 is asked again
+    assert (second["clips_written"], second["clips_failed"], second["rows_pending"]) == (2, 1, 0)
+    samples, failures = read_all(tmp_path / "out")
+    assert {s["ytid"] for s in samples.values()} == {"goodAAAAAAA", "f500xxxxxxx"}
+    assert [(f["ytid"], f["category"]) for f in failures] == [("f404xxxxxxx", "not_found")]
