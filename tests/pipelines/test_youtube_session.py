@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from ingest_testkit import media_dir, read_all, read_pending, write_csv  # noqa: F401 (fixture)
@@ -155,9 +156,9 @@ def test_the_breaker_counts_one_block_per_pause_and_resets_on_success():
 
 def test_the_budget_holds_under_concurrency(media_dir):  # noqa: F811
     """8 threads through one worker's guard: clip fetches start at most max_videos_per_hour per hour."""
-    interval = 0.2
+    interval = 0.5
     guard = SessionGuard(SessionLimits(max_videos_per_hour=3600 / interval))
-    queue = [load_clip(f"budget{i:05d}") for i in range(16)]  # all served by one file (alias)
+    queue = [load_clip(f"budget{i:05d}") for i in range(10)]  # all served by one file (alias)
     results: list = []
     lock = threading.Lock()
     with MediaServer(media_dir, alias="goodAAAAAAA") as srv, Fetcher(FetchOptions(socket_timeout_s=5)) as fetcher:
@@ -172,20 +173,23 @@ def test_the_budget_holds_under_concurrency(media_dir):  # noqa: F811
                 results.append(process_clip(c, job, fetcher=fetcher, guard=guard))
 
         threads = [threading.Thread(target=work) for _ in range(8)]
+        began = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         log = list(srv.request_log)
-    assert len(results) == 16 and all(r.sample is not None for r in results), results
+    assert len(results) == 10 and all(r.sample is not None for r in results), results
     starts: dict[str, float] = {}  # a clip's first request opens its fetch: those are what the budget spaces
     for t, name in log:
         starts.setdefault(name, t)
     firsts = sorted(starts.values())
-    assert len(firsts) == 16
-    window = 1.0  # at most 5 starts in any second, +1 for arrival jitter (8 unpaced threads make 8 at once)
-    for i, t0 in enumerate(firsts):
-        assert sum(1 for t in firsts[i:] if t < t0 + window) <= window / interval + 1, firsts
+    assert len(firsts) == 10
+    # by any time t, at most 1 + (t - began) / interval fetches have started: the k-th start comes no
+    # earlier than k intervals after the threads began (a busy machine only delays requests, never
+    # advances them; 8 unpaced threads would make their first 8 requests at once)
+    for k, t in enumerate(firsts):
+        assert t - began >= k * interval - 1e-3, (k, [round(x - began, 3) for x in firsts])
 
 
 def test_failed_js_challenges_stop_the_run_with_their_own_advice():
