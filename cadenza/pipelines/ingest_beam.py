@@ -85,11 +85,10 @@ class WriteAudioShardFn(beam.DoFn):
         for s in samples:
             self.audio_ms.update(int(round(1000 * _num_samples(s) / self.job.sample_rate)))
         # a retry rewrites a finished shard: drop its marker first so a crash leaves it "to redo"
-        stats_file = shards.stats_path(tar_path)
-        if shards.exists(stats_file):
+        while (stats_file := shards.find_stats(tar_path)) is not None:
             fs, p = shards._fs(stats_file)
             fs.rm(p)
-        shards.write_bytes_atomic(fail_path, shards.failures_jsonl(failures))
+        shards.write_failures(fail_path, failures)
         shards.write_shard(tar_path, samples, stats)
         self.shards_written.inc()
         yield {"shard": task.name, **stats}
