@@ -17,6 +17,23 @@ from cadenza import shards
 from cadenza.shard_tables import SCHEMA, failures_parquet, parquet_bytes, samples_parquet
 
 INDEX_FILE = "samples.parquet"
+CARD_FILE = "README.md"
+CARD_MARK = "<!-- written by cadenza: rewritten on each run -->"
+# A Hugging Face dataset card whose `configs` point at the tars, so `load_dataset(OUT)` reads the shards
+# rather than whichever file type (.json stats, .parquet tables) is most common under OUT.
+CARD = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: shards/*.tar
+---
+{mark}
+
+WebDataset shards written by cadenza: `shards/*.tar` holds the samples; beside it `stats/` (completion
+markers), `samples/` (a parquet table per shard), `manifest.json` and, for a whole output dir, `failures/`
+and `samples.parquet` (one row per sample or failure).
+"""
 
 
 def _read(path: str) -> pa.Table:
@@ -51,15 +68,26 @@ def _failures_tables(out: str, *, rebuild: bool) -> list[pa.Table]:
     return tables
 
 
+def write_dataset_card(out: str) -> None:
+    """OUT/README.md, a dataset card naming the tars as the data; a card that cadenza did not write is kept."""
+    path = shards.join(out, CARD_FILE)
+    if shards.exists(path):
+        fs, p = shards._fs(path)
+        if CARD_MARK not in fs.cat_file(p).decode("utf-8", "replace"):
+            return
+    shards.write_bytes_atomic(path, CARD.format(mark=CARD_MARK).encode())
+
+
 def write_samples_index(out: str, *, rebuild: bool = False) -> dict[str, Any]:
-    """OUT/samples.parquet: every finished shard's samples ("success") and every failure ("failed").
-    Tables a shard lacks are made first; `rebuild` remakes them all."""
+    """OUT/samples.parquet: every finished shard's samples ("success") and every failure ("failed"), and
+    the dataset card. Tables a shard lacks are made first; `rebuild` remakes them all."""
     shard_dir = shards.join(out, "shards")
     tables = [_samples_table(shards.join(shard_dir, name), rebuild=rebuild)
               for name in shards.finished_shard_names(shard_dir)]
     tables += _failures_tables(out, rebuild=rebuild)
     tbl = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     shards.write_bytes_atomic(shards.join(out, INDEX_FILE), parquet_bytes(tbl))
+    write_dataset_card(out)
     statuses = tbl.column("status").to_pylist()
     return {"path": shards.join(out, INDEX_FILE), "rows": tbl.num_rows,
             "success": statuses.count("success"), "failed": statuses.count("failed")}

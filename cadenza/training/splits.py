@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cadenza.shard_index import write_dataset_card
 from cadenza.shards import (
     SAMPLES_DIR,
     STATS_DIR,
@@ -63,6 +64,7 @@ def _make_view(tokens: Path, view: Path, shard_paths: list[str], manifest: dict[
     for entry in SHARED_ENTRIES:
         if (tokens / entry).exists():
             _link(tokens / entry, view / entry)
+    write_dataset_card(str(view))
     write_json_atomic(str(view / "manifest.json"), {
         **manifest, "shards": sorted(wanted),
         "split": {"of": os.path.relpath(tokens.resolve(), view.resolve()), "name": split},

@@ -172,6 +172,27 @@ def test_hugging_face_datasets_reads_token_shards_by_files_dir_and_directory(out
     assert sorted(by_dir["__key__"]) == sorted(as_dir["__key__"]) == all_keys(tokens)
 
 
+def test_whole_output_dirs_and_a_copied_split_view_load_as_their_tars(outputs, tmp_path):
+    """A dataset card in each output dir points `load_dataset(dir)` at the tars, not at the more numerous
+    .json stats or .parquet tables; a split view (relative links) still loads after the tree is moved."""
+    from datasets import Features, Value, load_dataset
+
+    from cadenza.training.splits import split_token_dir
+
+    audio, tokens, _ = outputs
+    features = Features({"__key__": Value("string"), "flac": Value("binary")})
+    assert sorted(load_dataset(str(audio), features=features, split="train")["__key__"]) == all_keys(audio)
+    assert sorted(load_dataset(str(tokens), split="train")["__key__"]) == all_keys(tokens)
+    tree = tmp_path / "tree"
+    shutil.copytree(tokens, tree / "tokens")
+    split_token_dir(str(tree / "tokens"), str(tree / "split/train"), str(tree / "split/heldout"))
+    shutil.copytree(tree, tmp_path / "moved", symlinks=True)
+    shutil.rmtree(tree)
+    held = load_dataset(str(tmp_path / "moved/split/heldout"), split="train")
+    train = load_dataset("webdataset", data_dir=str(tmp_path / "moved/split/train/shards"), split="train")
+    assert sorted([*held["__key__"], *train["__key__"]]) == all_keys(tokens) and len(held) and len(train)
+
+
 def test_readme_query_counts_survivors_per_region(outputs):
     per_region = run_recipe(3, outputs)["per_region"]
     lines = (outputs[2] / "assignments.jsonl").read_text().splitlines()
