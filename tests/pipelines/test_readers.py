@@ -205,23 +205,42 @@ def test_readme_query_counts_survivors_per_region(outputs):
     assert expected["south_asia"] == 2 and expected["latin_america"] == 1
 
 
-def test_an_old_layout_dir_resumes_without_refetching_and_is_migrated(outputs, tmp_path):
-    """Stats files among the tars, an empty tar for the all-failed shard, no tables: what earlier versions
-    wrote. A rerun fetches nothing, keeps every tar and leaves the current layout."""
-    old = tmp_path / "old"
-    shutil.copytree(outputs[0], old)
+def to_old_layout(src: Path, old: Path) -> dict[str, bytes]:
+    """A copy of `src` as versions before this layout wrote it: stats files among the tars, no tables, an
+    empty tar for each shard whose rows all failed. Returns the tars with samples, by name."""
+    shutil.copytree(src, old)
     shutil.rmtree(old / "samples")
-    (old / "samples.parquet").unlink()
+    for f in (old / "samples.parquet", old / "README.md"):
+        f.unlink()
     for stats in (old / "stats").iterdir():
-        stats.rename(old / "shards" / stats.name)
-    (old / "shards" / "audio-000001.tar").write_bytes(bytes(10240))  # tarfile's empty archive
-    before = {p.name: p.read_bytes() for p in (old / "shards").glob("*.tar") if p.name != "audio-000001.tar"}
+        moved = stats.rename(old / "shards" / stats.name)
+        if json.loads(moved.read_text())["bytes"] == 0:
+            moved.with_name(stats.name.replace(".stats.json", ".tar")).write_bytes(bytes(10240))  # an empty tar
+    return {p.name: p.read_bytes() for p in (old / "shards").glob("*.tar") if p.stat().st_size > 10240}
+
+
+def test_an_old_layout_ingest_dir_resumes_without_refetching_and_is_migrated(outputs, tmp_path):
+    old = tmp_path / "old"
+    before = to_old_layout(outputs[0], old)
+    assert (old / "shards" / "audio-000001.tar").is_file()
     config = json.loads((old / "manifest.json").read_text())["config"]
     # the same settings, its media server long gone: a shard redone would fail its fetches
     again = run_ingest(IngestConfig.from_dict({**config, "out": str(old)}), ["--direct_running_mode=in_memory"])
     assert again["run"]["shards_written"] == 0 and again["clips_written"] == 4
     assert {p.name: p.read_bytes() for p in (old / "shards").iterdir()} == before
     assert pq.read_table(old / "samples.parquet").num_rows == 6
+
+
+def test_an_old_layout_tokens_dir_resumes_without_retokenizing_and_is_migrated(outputs, tmp_path):
+    old = tmp_path / "old"
+    before = {name: (old / "shards" / name) for name in to_old_layout(outputs[1], old)}
+    mtimes = {name: p.stat().st_mtime_ns for name, p in before.items()}
+    manifest = run_tokenize(TokenizeConfig.from_dict({**json.loads((old / "manifest.json").read_text())["config"],
+                                                      "out": str(old)}))
+    assert manifest["clips_written"] == len(all_keys(outputs[1])) and manifest["incomplete_shards"] == []
+    assert {name: p.stat().st_mtime_ns for name, p in before.items()} == mtimes  # nothing rewritten
+    assert sorted(p.name for p in (old / "shards").iterdir()) == sorted(before)
+    assert pq.read_table(old / "samples.parquet").equals(pq.read_table(outputs[1] / "samples.parquet"))
 
 
 def test_index_command_rebuilds_tables_and_refuses_a_non_output_dir(outputs, tmp_path):
