@@ -1,6 +1,6 @@
 """Which clips survived download: from an ingest output dir, or from a list of available ytids.
 
-Ingest contract: a sample in a completed shard (`shards/*.tar` with its `.stats.json`) survived; a
+Ingest contract: a sample in a completed shard (`shards/*.tar` with its `stats/*.stats.json`) survived; a
 FailureRecord in `failures/*.jsonl` was lost, with its category. A clip in neither is "pending"
 (the ingest has not finished it) and is left out of survival rates, but counted.
 """

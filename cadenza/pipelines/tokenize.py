@@ -331,14 +331,14 @@ def _run_beam(config, tokenizers, pending, sources, beam_args) -> None:
 
 def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: list[tuple[int, str]]) -> dict:
     """Summarise every output shard (complete or not) and failure into OUT/manifest.json."""
-    names, missing, totals, categories = [], [], Counter(), Counter()
+    names, missing, no_samples, totals, categories = [], [], [], Counter(), Counter()
     for i, _path in sources:
         tar = shards.join(config.out, "shards", shards.shard_name(config.prefix, i))
         if not shards.is_complete(tar):
             missing.append(tar.rsplit("/", 1)[-1])
             continue
         stats = shards.read_stats(tar)
-        names.append(stats["shard"])
+        (names if shards.exists(tar) else no_samples).append(stats["shard"])  # no tar: every clip failed
         totals.update({"samples": stats["samples"], "failures": stats["failures"]})
         totals["audio_seconds"] += stats["audio_seconds"]
         categories.update(stats.get("failures_by_category", {}))
@@ -353,6 +353,7 @@ def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: 
         "source_clips": audio_manifest.get("clips_written"),
         "shards": names,
         "incomplete_shards": missing,
+        "shards_without_samples": no_samples,
         "clips_written": totals["samples"],
         "failures": totals["failures"],
         "failures_by_category": dict(categories),
