@@ -244,7 +244,8 @@ def migrate_layout(directory: str) -> list[str]:
         if not name.endswith(STATS_SUFFIX):
             continue
         tar = join(directory, name.removesuffix(STATS_SUFFIX) + ".tar")
-        stats = read_json(join(directory, name))
+        # a stats file already in place (a migration cut short, or a newer run) is the one that counts
+        stats = read_json(stats_path(tar) if exists(stats_path(tar)) else join(directory, name))
         try:
             empty = exists(tar) and not any(True for _ in iter_tar_samples(tar))
         except (ValueError, tarfile.TarError, OSError):

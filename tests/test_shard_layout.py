@@ -89,6 +89,16 @@ def test_old_layout_reads_as_it_is_and_migrates(tmp_path):
     assert shards.migrate_layout(str(out / "shards")) == []  # once is enough
 
 
+def test_a_migration_cut_short_finishes_on_the_next_run(tmp_path):
+    out = old_layout(tmp_path / "old")
+    tar = str(out / "shards" / "audio-000001.tar")
+    # killed after writing the new marker of the empty shard, before removing its tar and old marker
+    shards.write_json_atomic(shards.stats_path(tar), {"bytes": 0, "rows": 1})
+    shards.migrate_layout(str(out / "shards"))
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["audio-000000.tar"]
+    assert shards.read_stats(tar) == {"bytes": 0, "rows": 1} and shards.is_complete(tar)
+
+
 def test_index_rebuilds_tables_of_an_old_dir_and_unions_them(tmp_path):
     out = old_layout(tmp_path / "old")
     result = rebuild_index(str(out))
