@@ -6,7 +6,17 @@ Shared by every pipeline that writes shards (ingest, tokenize). Rules:
   samples give byte-identical tars;
 - `{name}.stats.json` is written after the tar and is the shard's completion marker: a shard without
   it is incomplete and is redone on resume.
-Paths may be local or any fsspec URL (gs://, s3://, memory://...).
+
+Layout: a shard directory holds only `.tar` files, so WebDataset and Hugging Face `datasets` readers can be
+pointed at it (or at a glob of it) as it is. Everything about a shard lives beside that directory:
+
+    OUT/shards/audio-000000.tar          the samples (none when every row of the shard failed)
+    OUT/stats/audio-000000.stats.json    completion marker and counts
+    OUT/samples/audio-000000.parquet     one row per sample in the tar
+    OUT/failures/audio-000000.jsonl      failure records (and .parquet, the same as a table)
+
+Directories written before this layout kept the stats files among the tars; they are still read, and
+`migrate_layout` moves them out. Paths may be local or any fsspec URL (gs://, s3://, memory://...).
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import posixpath
 import tarfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -23,6 +34,8 @@ from typing import Any
 import fsspec
 
 STATS_SUFFIX = ".stats.json"
+STATS_DIR = "stats"
+SAMPLES_DIR = "samples"
 
 
 def shard_name(prefix: str, index: int) -> str:
@@ -128,18 +141,74 @@ def tar_bytes(samples: Iterable[dict[str, Any]]) -> bytes:
 
 
 def write_shard(path: str, samples: Iterable[dict[str, Any]], stats: dict[str, Any]) -> None:
-    """Write the tar atomically, then its stats file (the completion marker)."""
-    data = tar_bytes(samples)
-    write_bytes_atomic(path, data)
+    """Write the tar atomically, then its samples table, then its stats file (the completion marker).
+
+    A shard with no samples gets no tar (an empty tar breaks readers that infer types from the first
+    file); its stats file says `"bytes": 0` and still marks it complete.
+    """
+    from cadenza.shard_tables import samples_parquet
+
+    samples = sorted(samples, key=lambda s: s["__key__"])
+    name = path.rsplit("/", 1)[-1]
+    if samples:
+        data = tar_bytes(samples)
+        write_bytes_atomic(path, data)
+    else:
+        data = b""
+        if exists(path):  # what an earlier run of this shard left
+            fs, p = _fs(path)
+            fs.rm(p)
+    write_bytes_atomic(samples_table_path(path), samples_parquet(samples, name))
     write_json_atomic(stats_path(path), {**stats, "bytes": len(data)})
 
 
+def beside(shard_dir: str, sub: str) -> str:
+    """`sub` next to the shard directory: OUT/stats for OUT/shards."""
+    return join(posixpath.dirname(shard_dir.rstrip("/")) or ".", sub)
+
+
+def shard_root(tar_path: str) -> str:
+    """The directory holding the shard directory (OUT for OUT/shards/x.tar)."""
+    return posixpath.dirname(posixpath.dirname(tar_path)) or "."
+
+
 def stats_path(tar_path: str) -> str:
+    """Where the shard's stats file is written: OUT/stats/NAME.stats.json for OUT/shards/NAME.tar."""
+    stem = tar_path.rsplit("/", 1)[-1].removesuffix(".tar")
+    return join(shard_root(tar_path), STATS_DIR, stem + STATS_SUFFIX)
+
+
+def legacy_stats_path(tar_path: str) -> str:
+    """Where directories written before the current layout keep it: beside the tar."""
     return tar_path.removesuffix(".tar") + STATS_SUFFIX
 
 
+def samples_table_path(tar_path: str) -> str:
+    stem = tar_path.rsplit("/", 1)[-1].removesuffix(".tar")
+    return join(shard_root(tar_path), SAMPLES_DIR, stem + ".parquet")
+
+
+def find_stats(tar_path: str) -> str | None:
+    """The shard's stats file, in the current layout or the old one; None when the shard is unfinished."""
+    for path in (stats_path(tar_path), legacy_stats_path(tar_path)):
+        if exists(path):
+            return path
+    return None
+
+
+def read_stats(tar_path: str) -> dict[str, Any]:
+    path = find_stats(tar_path)
+    if path is None:
+        raise FileNotFoundError(f"{tar_path}: no stats file (the shard is not finished)")
+    return read_json(path)
+
+
 def is_complete(tar_path: str) -> bool:
-    return exists(stats_path(tar_path)) and exists(tar_path)
+    """Its stats file exists, and so does its tar unless the stats say it has no samples."""
+    path = find_stats(tar_path)
+    if path is None:
+        return False
+    return exists(tar_path) or read_json(path).get("bytes") == 0
 
 
 def list_shards(directory: str, *, complete_only: bool = True) -> list[str]:
@@ -151,6 +220,44 @@ def list_shards(directory: str, *, complete_only: bool = True) -> list[str]:
     names = sorted(f.rsplit("/", 1)[-1] for f in fs.ls(p, detail=False) if f.endswith(".tar"))
     out = [join(directory, n) for n in names]
     return [t for t in out if is_complete(t)] if complete_only else out
+
+
+def finished_shard_names(directory: str) -> list[str]:
+    """Names (NAME.tar) of every finished shard of `directory`, those without a tar included."""
+    fs, p = _fs(beside(directory, STATS_DIR))
+    found = {t.rsplit("/", 1)[-1] for t in list_shards(directory)}
+    if fs.exists(p):
+        found |= {f.rsplit("/", 1)[-1].removesuffix(STATS_SUFFIX) + ".tar"
+                  for f in fs.ls(p, detail=False) if f.endswith(STATS_SUFFIX)}
+    return sorted(found)
+
+
+def migrate_layout(directory: str) -> list[str]:
+    """Move the stats files of an old-layout shard directory out of it, and drop the empty tars it kept for
+    shards whose every row failed. Safe to interrupt and rerun. Returns the names it changed."""
+    fs, p = _fs(directory)
+    if not fs.exists(p):
+        return []
+    changed = []
+    for f in sorted(fs.ls(p, detail=False)):
+        name = f.rsplit("/", 1)[-1]
+        if not name.endswith(STATS_SUFFIX):
+            continue
+        tar = join(directory, name.removesuffix(STATS_SUFFIX) + ".tar")
+        # a stats file already in place (a migration cut short, or a newer run) is the one that counts
+        stats = read_json(stats_path(tar) if exists(stats_path(tar)) else join(directory, name))
+        try:
+            empty = exists(tar) and not any(True for _ in iter_tar_samples(tar))
+        except (ValueError, tarfile.TarError, OSError):
+            empty = False  # a damaged tar is the readers' to report, not the migration's to delete
+        if empty:
+            stats["bytes"] = 0
+        write_json_atomic(stats_path(tar), stats)  # the new marker first: a kill leaves the shard complete
+        if empty:
+            fs.rm(_fs(tar)[1])
+        fs.rm(f)
+        changed.append(name.removesuffix(STATS_SUFFIX) + ".tar")
+    return changed
 
 
 def iter_tar_samples(path: str) -> Iterator[dict[str, Any]]:
@@ -213,6 +320,21 @@ def failures_jsonl(records: Iterable[FailureRecord]) -> bytes:
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
+def write_failures(path: str, records: Iterable[FailureRecord]) -> None:
+    """The records as `path` (.jsonl, what a resume reads) and as a table beside it (.parquet)."""
+    from cadenza.shard_tables import failures_parquet
+
+    records = list(records)
+    write_bytes_atomic(path, failures_jsonl(records))
+    write_bytes_atomic(path.removesuffix(".jsonl") + ".parquet", failures_parquet(r.to_dict() for r in records))
+
+
+def read_failures_file(path: str) -> list[FailureRecord]:
+    fs, p = _fs(path)
+    with fs.open(p, "rb") as fh:
+        return [FailureRecord.from_dict(json.loads(line)) for line in fh if line.strip()]
+
+
 def read_failures(directory: str) -> list[FailureRecord]:
     """All failure records in `directory`/*.jsonl."""
     fs, p = _fs(directory)
@@ -221,8 +343,7 @@ def read_failures(directory: str) -> list[FailureRecord]:
     out: list[FailureRecord] = []
     for f in sorted(fs.ls(p, detail=False)):
         if f.endswith(".jsonl"):
-            with fs.open(f, "rb") as fh:
-                out.extend(FailureRecord.from_dict(json.loads(line)) for line in fh if line.strip())
+            out.extend(read_failures_file(join(directory, f.rsplit("/", 1)[-1])))
     return out
 
 

@@ -106,8 +106,9 @@ def test_is_disk_full_sees_wrapped_and_textual_enospc():
 
 
 def test_remove_partial_writes_keeps_whole_files(tmp_path):
-    shards.write_shard(str(tmp_path / "audio-000000.tar"), samples(2), {})
-    (tmp_path / "audio-000001.tar.tmp-1a2b3c4d").write_bytes(b"half a tar")
-    shards.remove_partial_writes(str(tmp_path))
+    shards.write_shard(str(tmp_path / "shards" / "audio-000000.tar"), samples(2), {})
+    (tmp_path / "shards" / "audio-000001.tar.tmp-1a2b3c4d").write_bytes(b"half a tar")
+    shards.remove_partial_writes(str(tmp_path / "shards"))
     shards.remove_partial_writes(str(tmp_path / "missing"))  # nothing there yet: fine
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio-000000.stats.json", "audio-000000.tar"]
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["audio-000000.tar"]
+    assert sorted(p.name for p in (tmp_path / "stats").iterdir()) == ["audio-000000.stats.json"]

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "cadenza.cli.musiccaps",
     "cadenza.cli.ingest",
     "cadenza.cli.tokenize",
+    "cadenza.cli.index",
     "cadenza.cli.audit",
     "cadenza.cli.train",  # train, sample, evaluate
     "cadenza.cli.demo",

@@ -1,6 +1,7 @@
 """Which clips survived download: from an ingest output dir, or from a list of available ytids.
 
-Ingest contract: a sample in a completed shard (`shards/*.tar` with its `.stats.json`) survived; a
+Ingest contract: a sample in a completed shard (`shards/*.tar` with its
+`stats/*.stats.json`) survived; a
 FailureRecord in `failures/*.jsonl` whose category blames the clip (removed, private, geo-blocked...,
 see cadenza.failure_sides) was lost. Everything else is left out of survival rates, but counted:
 "pending" is a clip the ingest has not finished, or one a session-side failure (bot check, rate

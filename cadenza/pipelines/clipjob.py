@@ -162,6 +162,8 @@ def process_clip(
         "duration_s": round(len(pcm) / cfg.sample_rate, 6),
         "quality": quality.to_dict(),
         "source_url": url,
+        "url": url,  # the name img2dataset-style tools look for
+        "text": clip.caption,  # the name stable-audio-tools and most WebDataset loaders read the prompt from
         "source_sample_rate": sr,
         "fetch_mode": mode,
         "fetched_at": fetched_at,

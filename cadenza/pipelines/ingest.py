@@ -39,6 +39,7 @@ from cadenza.pipelines.fetch import (
 )
 from cadenza.pipelines.session_guard import SessionLimits
 from cadenza.pipelines.shard_plan import plan_tasks, shard_paths, stale_shards
+from cadenza.shard_index import write_samples_index
 
 log = logging.getLogger(__name__)
 # the yt-dlp wiki's figure for one session without a PO token (about 1000 with one)
@@ -225,7 +226,7 @@ def _remove(path: str) -> None:
 
 def _remove_partial_writes(out: str) -> None:
     """Temporary files a killed run left behind (atomic writes that never got renamed)."""
-    for sub in ("shards", "failures"):
+    for sub in ("shards", "failures", shards.STATS_DIR, shards.SAMPLES_DIR):
         shards.remove_partial_writes(shards.join(out, sub))
 
 
@@ -252,6 +253,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
     shards.makedirs(shards.join(out, "shards"))
     shards.makedirs(shards.join(out, "failures"))
     names = _label_names(clips, config.ontology)
+    shards.migrate_layout(shards.join(out, "shards"))  # an output dir an older version wrote
     planned, tasks = plan_tasks(
         clips, names, out=out, prefix=config.prefix, shard_size=config.shard_size,
         sample_rate=config.sample_rate, source_url_template=config.source_url_template,
@@ -261,10 +263,11 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
     for tar in stale_shards(out, config.prefix, planned):
         log.warning("removing shard %s: not part of this run's plan (different --limit or --shard-size?)", tar)
         name = tar.rsplit("/", 1)[-1]
-        for path in (*shard_paths(out, name), shards.stats_path(tar)):
+        tar_path, fail_path = shard_paths(out, name)
+        for path in (shards.stats_path(tar), tar_path, fail_path, fail_path.removesuffix(".jsonl") + ".parquet",
+                     shards.samples_table_path(tar)):
             _remove(path)
-    shards.write_bytes_atomic(shards.join(out, "failures", "validate.jsonl"),
-                              shards.failures_jsonl(validation_failures(rejects)))
+    shards.write_failures(shards.join(out, "failures", "validate.jsonl"), validation_failures(rejects))
     metrics: dict[str, Any] = {}
     if tasks:
         options = beam_options(beam_args, len(tasks))
@@ -278,6 +281,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
     manifest = build_manifest(config, out, planned, rows_in, len(clips), rejects)
     manifest["run"] = {"shards_written": len(tasks), "seconds": round(time.time() - started, 1), "metrics": metrics}
     shards.write_json_atomic(shards.join(out, "manifest.json"), manifest)
+    write_samples_index(out)
     if manifest["session"]["blocked"]:
         raise SessionBlockedError(manifest)
     return manifest
@@ -299,12 +303,15 @@ def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: 
     pending: Counter[str] = Counter()
     blocked = False
     complete: list[str] = []
+    no_samples: list[str] = []  # every row failed: stats and failure records, no tar
     for name in planned:
         tar, _ = shard_paths(out, name)
         if not shards.is_complete(tar):
             continue
-        st = shards.read_json(shards.stats_path(tar))
+        st = shards.read_stats(tar)
         complete.append(name)
+        if not shards.exists(tar):
+            no_samples.append(name)
         written += st["clips_written"]
         failed += st["failures"]
         seconds += st["audio_seconds"]
@@ -328,7 +335,8 @@ def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: 
         "audio_hours": round(seconds / 3600, 4),
         "sample_rate": config.sample_rate,
         "prefix": config.prefix,
-        "shards": planned,
+        "shards": [n for n in planned if n not in no_samples],  # the tars a reader can open
+        "shards_without_samples": no_samples,
         "config": {k: v for k, v in config.to_dict().items() if k not in ("cookies", "cookies_from_browser")}
         | {"cookies": bool(config.cookies), "cookies_from_browser": bool(config.cookies_from_browser)},
         "versions": _versions(),

@@ -69,7 +69,9 @@ class WriteAudioShardFn(beam.DoFn):
         kept_failures: list[FailureRecord] = []
         if task.retry_keys is not None:
             retry = set(task.retry_keys)
-            keep = [s for s in shards.iter_tar_samples(tar_path) if s["__key__"] not in retry]
+            # a shard whose rows all failed or are pending has no tar
+            old = shards.iter_tar_samples(tar_path) if shards.exists(tar_path) else []
+            keep = [s for s in old if s["__key__"] not in retry]
             for s in keep:
                 s.pop("__url__", None)
             kept_failures = [f for f in shards.read_failure_file(fail_path) if f.key not in retry]
@@ -95,11 +97,10 @@ class WriteAudioShardFn(beam.DoFn):
         for s in samples:
             self.audio_ms.update(int(round(1000 * _num_samples(s) / self.job.sample_rate)))
         # a retry rewrites a finished shard: drop its marker first so a crash leaves it "to redo"
-        stats_file = shards.stats_path(tar_path)
-        if shards.exists(stats_file):
+        while (stats_file := shards.find_stats(tar_path)) is not None:
             fs, p = shards._fs(stats_file)
             fs.rm(p)
-        shards.write_bytes_atomic(fail_path, shards.failures_jsonl(failures))
+        shards.write_failures(fail_path, failures)
         shards.write_shard(tar_path, samples, stats)
         self.shards_written.inc()
         yield {"shard": task.name, **stats}

@@ -87,7 +87,7 @@ def plan_tasks(
         digest = plan_digest(group, sample_rate=sample_rate, source_url_template=source_url_template)
         tar_path, _ = shard_paths(out, name)
         rows = tuple({**c.to_dict(), "label_names": names.get(c.key, [])} for c in group)
-        stats = shards.read_json(shards.stats_path(tar_path)) if shards.is_complete(tar_path) else {}
+        stats = shards.read_stats(tar_path) if shards.is_complete(tar_path) else {}
         if stats.get("plan_digest") != digest:
             tasks.append(ShardTask(i, name, digest, rows))
             continue
@@ -99,7 +99,10 @@ def plan_tasks(
 
 
 def stale_shards(out: str, prefix: str, planned: list[str]) -> list[str]:
-    """Shard tars (complete or not) in `out` with our prefix that the current plan does not have."""
+    """Shards (tars complete or not, and finished shards without a tar) in `out` with our prefix that the
+    current plan does not have, as tar paths."""
     keep = set(planned)
-    found = shards.list_shards(shards.join(out, "shards"), complete_only=False)
-    return [t for t in found if t.rsplit("/", 1)[-1].startswith(f"{prefix}-") and t.rsplit("/", 1)[-1] not in keep]
+    shard_dir = shards.join(out, "shards")
+    found = {t.rsplit("/", 1)[-1] for t in shards.list_shards(shard_dir, complete_only=False)}
+    found |= set(shards.finished_shard_names(shard_dir))
+    return [shards.join(shard_dir, n) for n in sorted(found) if n.startswith(f"{prefix}-") and n not in keep]

@@ -24,6 +24,7 @@ import numpy as np
 
 from cadenza import shards
 from cadenza.config import from_dict_strict
+from cadenza.shard_index import write_samples_index
 from cadenza.sources import SourceError
 from cadenza.tokenizers.base import TokenizerMismatchError
 
@@ -280,7 +281,8 @@ def run_tokenize(config: TokenizeConfig, beam_args: list[str] | None = None) -> 
     beam_args: Beam pipeline options (--runner, --direct_num_workers, ...); DirectRunner by default.
     """
     sources = input_shards(config.shards)
-    for sub in ("shards", "failures"):
+    shards.migrate_layout(shards.join(config.out, "shards"))  # an output dir an older version wrote
+    for sub in ("shards", "failures", shards.STATS_DIR, shards.SAMPLES_DIR):
         shards.makedirs(shards.join(config.out, sub))
         shards.remove_partial_writes(shards.join(config.out, sub))  # what a killed run left
     tokenizers = prepare_tokenizers(config, [p for _, p in sources])
@@ -329,14 +331,14 @@ def _run_beam(config, tokenizers, pending, sources, beam_args) -> None:
 
 def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: list[tuple[int, str]]) -> dict:
     """Summarise every output shard (complete or not) and failure into OUT/manifest.json."""
-    names, missing, totals, categories = [], [], Counter(), Counter()
+    names, missing, no_samples, totals, categories = [], [], [], Counter(), Counter()
     for i, _path in sources:
         tar = shards.join(config.out, "shards", shards.shard_name(config.prefix, i))
         if not shards.is_complete(tar):
             missing.append(tar.rsplit("/", 1)[-1])
             continue
-        stats = shards.read_json(shards.stats_path(tar))
-        names.append(stats["shard"])
+        stats = shards.read_stats(tar)
+        (names if shards.exists(tar) else no_samples).append(stats["shard"])  # no tar: every clip failed
         totals.update({"samples": stats["samples"], "failures": stats["failures"]})
         totals["audio_seconds"] += stats["audio_seconds"]
         categories.update(stats.get("failures_by_category", {}))
@@ -351,6 +353,7 @@ def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: 
         "source_clips": audio_manifest.get("clips_written"),
         "shards": names,
         "incomplete_shards": missing,
+        "shards_without_samples": no_samples,
         "clips_written": totals["samples"],
         "failures": totals["failures"],
         "failures_by_category": dict(categories),
@@ -362,6 +365,7 @@ def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: 
     if random:
         manifest["codec_dir"] = CODEC_DIR
     shards.write_json_atomic(shards.join(config.out, "manifest.json"), manifest)
+    write_samples_index(config.out)
     return manifest
 
 

@@ -152,7 +152,7 @@ class TokenizeBundle(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 (recorded per clip; the run goes on)
             return "fail", failure(key, "tokenize", f"{type(exc).__name__}: {exc}", meta, shard)
         meta.update({
-            "key": key, "tokenizers": self.fingerprints, "frame_rates": self.frame_rates,
+            "key": key, "text": caption, "tokenizers": self.fingerprints, "frame_rates": self.frame_rates,
             "random_weights": bool(self.plan["acoustic"].get("random_weights")),
             "num_frames": {"semantic": int(semantic.shape[0]), "acoustic": int(acoustic.shape[1])},
         })
@@ -185,7 +185,7 @@ class WriteTokenShard(beam.DoFn):
         name = shards.shard_name(self.prefix, index)
         # failures first: the stats marker written last vouches for both files
         failures_path = shards.join(self.out, "failures", name.removesuffix(".tar") + ".jsonl")
-        shards.write_bytes_atomic(failures_path, shards.failures_jsonl(failures))
+        shards.write_failures(failures_path, failures)
         stats = {
             "shard": name, "source_shard": self.sources.get(index, ""), "samples": len(samples),
             "failures": len(failures), "audio_seconds": round(seconds, 3),

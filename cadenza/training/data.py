@@ -33,7 +33,7 @@ import torch
 import webdataset as wds
 from webdataset.tariterators import group_by_keys
 
-from cadenza.shards import list_shards, read_json
+from cadenza.shards import find_stats, list_shards, read_json
 from cadenza.training import tarscan
 
 log = logging.getLogger(__name__)
@@ -332,9 +332,9 @@ class TokenStream(torch.utils.data.IterableDataset):
                 self._on_tar_error(error)
 
     def _check_size(self, fs: fsspec.AbstractFileSystem, path: str, url: str) -> None:
-        stats = path.removesuffix(".tar") + ".stats.json"
         try:
-            expected = json.loads(fs.cat_file(stats)).get("bytes")
+            stats = find_stats(url)
+            expected = read_json(stats).get("bytes") if stats else None
         except (OSError, ValueError):
             return  # no stats: nothing to compare with
         size = fs.size(path)

@@ -69,7 +69,8 @@ def run_cli(args: list[str], *, env: dict[str, str], timeout_s: float = 300) -> 
 
 
 def count_complete(shard_dir: Path) -> int:
-    return len(list(shard_dir.glob("*.stats.json"))) if shard_dir.is_dir() else 0
+    stats_dir = shard_dir.parent / "stats"  # the markers live beside the shard dir
+    return len(list(stats_dir.glob("*.stats.json"))) if stats_dir.is_dir() else 0
 
 
 def token_samples(tokens_dir: Path) -> dict[str, dict[str, object]]:

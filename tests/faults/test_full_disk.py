@@ -42,9 +42,12 @@ def assert_only_whole_shards(shard_dir: Path) -> int:
     """No temp files; every shard with its marker holds what the marker says. A .tar whose marker could
     not be written is allowed, but is not complete (it is redone on resume). Returns the complete count."""
     names = sorted(p.name for p in shard_dir.iterdir())
-    assert not [n for n in names if ".tmp-" in n], names
+    assert all(n.endswith(".tar") for n in names), names  # stats and tables live beside the shard dir
+    beside = [p.name for sub in ("stats", "samples") if (shard_dir.parent / sub).is_dir()
+              for p in (shard_dir.parent / sub).iterdir()]
+    assert not [n for n in beside if ".tmp-" in n], beside
     complete = shards.list_shards(str(shard_dir))
-    marked = [n for n in names if n.endswith(".tar") and n.removesuffix(".tar") + ".stats.json" in names]
+    marked = [n for n in names if n.removesuffix(".tar") + ".stats.json" in beside]
     assert complete == [str(shard_dir / n) for n in marked]
     for t in complete:
         stats = json.loads(Path(shards.stats_path(t)).read_text())

@@ -108,7 +108,8 @@ def test_samples_and_their_metadata(faulty_run):
             assert members["txt"].decode() == json.loads(members["json"])["caption"]
             assert np.abs(pcm).max() > 1000
     assert manifest["shards"] == [p.name for p in sorted((out / "shards").glob("*.tar"))]
-    stats = json.loads((out / "shards" / "audio-000000.stats.json").read_text())
+    assert sorted(p.name for p in (out / "shards").iterdir()) == manifest["shards"]  # nothing but the tars
+    stats = json.loads((out / "stats" / "audio-000000.stats.json").read_text())
     assert stats["rows"] == 3 and stats["clips_written"] + stats["failures"] + len(stats["pending"]) == 3
     assert stats["bytes"] == (out / "shards" / "audio-000000.tar").stat().st_size
 
@@ -135,7 +136,7 @@ def test_same_input_same_bytes_resume_and_retry_failed(media_dir, tmp_path, monk
         second = run_ingest(config(csv, tmp_path / "b", srv, shard_size=2), BEAM)
         names = first["shards"]
         assert names == second["shards"] == ["audio-000000.tar", "audio-000001.tar"]
-        for sub in ("shards", "failures"):
+        for sub in ("shards", "stats", "samples", "failures"):
             for f in sorted((tmp_path / "a" / sub).iterdir()):
                 assert f.read_bytes() == (tmp_path / "b" / sub / f.name).read_bytes(), f.name
         assert json.loads(read_shard(tmp_path / "a" / "shards" / names[0])["goodAAAAAAA_00000000_00010000"]["json"])[
@@ -166,8 +167,9 @@ def test_same_input_same_bytes_resume_and_retry_failed(media_dir, tmp_path, monk
         srv.reset_counts()
         regrouped = run_ingest(config(csv, tmp_path / "a", srv, shard_size=4), BEAM)
         assert regrouped["shards"] == ["audio-000000.tar"] and regrouped["clips_written"] == 4
-        assert sorted(p.name for p in (tmp_path / "a" / "shards").iterdir()) == [
-            "audio-000000.stats.json", "audio-000000.tar"]
+        assert sorted(p.name for p in (tmp_path / "a" / "shards").iterdir()) == ["audio-000000.tar"]
+        assert sorted(p.name for p in (tmp_path / "a" / "stats").iterdir()) == ["audio-000000.stats.json"]
+        assert sorted(p.name for p in (tmp_path / "a" / "samples").iterdir()) == ["audio-000000.parquet"]
 
 
 def test_limit_takes_the_first_rows(media_dir, tmp_path):  # noqa: F811
