@@ -149,3 +149,52 @@ def weights_bars(before: dict[str, float], after: dict[str, float], labels: dict
     ax.set_title(f"Effective {grouping} distribution after rebalancing", fontsize=10)
     ax.legend(fontsize=7)
     return _png(fig)
+
+
+def forest(tests: list[dict], labels: dict[str, dict[str, str]], descriptors: dict[str, Any]) -> bytes:
+    """Crude against annotator-adjusted (Mantel-Haenszel) risk ratios with 95% CIs, one pair per row."""
+    rows = tests[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.36 * len(rows) + 1.4), layout="constrained")
+    y = np.arange(len(rows), dtype=float)
+    for key, offset, colour, name in (("crude", 0.14, GREY, "crude"), ("mh", -0.14, SOUTH, "within annotators (MH)")):
+        est = np.array([t[key]["rr"] for t in rows])
+        lo = np.array([t[key]["rr_ci"][0] for t in rows])
+        hi = np.array([t[key]["rr_ci"][1] for t in rows])
+        lo, hi = np.where(lo > 0, lo, est), np.where(np.isfinite(hi), hi, est)
+        ax.errorbar(est, y + offset, xerr=[est - lo, hi - est], fmt="o", color=colour, ms=4, capsize=2, lw=1,
+                    label=name)
+    ax.axvline(1.0, color="black", lw=1, ls="--")
+    ax.set_xscale("log")
+    names = [
+        f"{labels.get(t['grouping'], {}).get(t['group'], t['group'])[:28]} x {t['descriptor']}"
+        + (" (confounded)" if t.get("conclusion_changes") else "")
+        for t in rows
+    ]
+    ax.set_yticks(y, names, fontsize=7)
+    ax.set_xlabel("risk ratio vs the rest of the clips (95% CI, log scale)")
+    ax.set_title("Crude vs annotator-adjusted risk ratios, top group x descriptor pairs", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def rule_comparison(region_rule: dict[str, Any], reference: float | None) -> bytes:
+    """Global South share overall and per genre under each region-evidence rule, with 95% CIs."""
+    genres = [g for g in region_rule["by_genre"] if min(g[r]["specified"] for r in region_rule["compared"]) >= 10]
+    labels = ["All clips", *(g["label"] for g in genres)][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.5), layout="constrained")
+    y = np.arange(len(labels), dtype=float)
+    for k, (rule, colour) in enumerate(zip(region_rule["compared"], (SOUTH, NORTH), strict=False)):
+        heads = [region_rule["rules"][rule]["headline"], *(g[rule] for g in genres)][::-1]
+        est = np.array([h["share"] for h in heads]) * 100
+        lo = est - np.array([h["ci"][0] for h in heads]) * 100
+        hi = np.array([h["ci"][1] for h in heads]) * 100 - est
+        ax.errorbar(est, y + (0.15 - 0.3 * k), xerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="o", color=colour,
+                    ms=4, capsize=2, lw=1, label=f"{rule} evidence")
+    if reference:
+        ax.axvline(reference * 100, color="black", ls="--", lw=1, label="world population")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of clips with region evidence that carry Global South evidence (95% CI)")
+    ax.set_title("The headline under each region-evidence rule, overall and per genre", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
