@@ -17,7 +17,8 @@ app = typer.Typer(
         "MusicCaps to training-ready data for MusicLM-style text-to-music models.\n\n"
         "Stages: `musiccaps validate` (metadata) -> `ingest` (fetch, clip, audio shards) -> "
         "`tokenize` (semantic, acoustic, text tokens) -> `train` -> `sample` -> `evaluate`; "
-        "`audit` reports cultural bias at any point. `demo` runs the whole chain offline."
+        "`audit` reports cultural bias at any point; `report` shows each culture along the whole chain. "
+        "`demo` runs the whole chain offline."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -31,6 +32,7 @@ COMMAND_MODULES = [
     "cadenza.cli.tokenize",
     "cadenza.cli.audit",
     "cadenza.cli.train",  # train, sample, evaluate
+    "cadenza.cli.report",
     "cadenza.cli.demo",
 ]
 

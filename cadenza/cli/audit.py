@@ -41,6 +41,9 @@ def audit(
         None, "--weights-out", help="Write per-ytid sampling weights here (.json, or .parquet) for the trainer."
     ),
     cap: float = typer.Option(5.0, min=1.0, help="No clip is sampled more than CAP x its unweighted rate."),
+    balance_annotators: bool = typer.Option(
+        False, "--balance-annotators", help="Weights also give every annotator an equal share (raking), within CAP."
+    ),
     taxonomy: Path | None = typer.Option(None, help="Taxonomy YAML to use instead of the packaged one."),
     alpha: float = typer.Option(0.05, min=0.0001, max=0.5, help="False discovery rate (Benjamini-Hochberg)."),
     region_evidence: RegionEvidence = typer.Option(
@@ -82,6 +85,7 @@ def audit(
         group_by=group_by.value,
         weights_out=str(weights_out) if weights_out else None,
         cap=cap,
+        balance_annotators=balance_annotators,
         taxonomy=str(taxonomy) if taxonomy else None,
         alpha=alpha,
         region_evidence=region_evidence.value,

@@ -42,6 +42,7 @@ class AuditConfig:
     group_by: str = "region"  # the grouping the rebalancing weights flatten
     weights_out: str | None = None  # .json or .parquet
     cap: float = 5.0  # no clip is sampled more than cap x its unweighted rate
+    balance_annotators: bool = False  # weights also give every annotator an equal share
     taxonomy: str | None = None  # a taxonomy YAML; default: the packaged one
     alpha: float = 0.05  # false discovery rate for every family of tests
     min_group: int = 10  # groups with fewer clips are reported but not tested
@@ -116,7 +117,7 @@ def audit_assignments(
 
     Returns the metrics and the assignments under config.region_evidence, which every figure but the
     rule comparison uses."""
-    from cadenza.musiccaps.weights import flatten_weights, primary_groups, weighted_shares
+    from cadenza.musiccaps.weights import annotator_shares, flatten_weights, primary_groups, weighted_shares
 
     assignments = [taxonomy.region_view(a, config.region_evidence) for a in all_evidence]
     metrics: dict[str, Any] = {"schema_version": METRICS_SCHEMA_VERSION, "clips": len(assignments)}
@@ -140,7 +141,7 @@ def audit_assignments(
         "alpha": config.alpha,
         "correction": "Benjamini-Hochberg over every test that can raise an alert",
     }
-    weights = flatten_weights(assignments, config.group_by, config.cap)
+    weights = flatten_weights(assignments, config.group_by, config.cap, config.balance_annotators)
     before = weighted_shares(assignments, config.group_by, [1.0] * len(assignments))
     after = weighted_shares(assignments, config.group_by, weights)
     ess = sum(weights) ** 2 / sum(w * w for w in weights) if weights else 0.0
@@ -152,6 +153,9 @@ def audit_assignments(
         "effective_sample_size": ess,
         "shares_before": before,
         "shares_after": after,
+        "balance_annotators": config.balance_annotators,
+        "annotator_shares_before": annotator_shares(assignments, [1.0] * len(assignments)),
+        "annotator_shares_after": annotator_shares(assignments, weights),
         "file": config.weights_out,
     }
     metrics["_weights"] = weights  # popped by run_audit before writing

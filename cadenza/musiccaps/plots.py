@@ -198,3 +198,40 @@ def rule_comparison(region_rule: dict[str, Any], reference: float | None) -> byt
     ax.set_title("The headline under each region-evidence rule, overall and per genre", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     return _png(fig)
+
+
+def chain_panels(chain: dict[str, Any], grouping: str) -> bytes:
+    """One row per group, one panel per link of the chain that ran: estimate, 95% CI, orange when flagged."""
+    groups = chain["groups"][grouping]
+    labels = chain["labels"].get(grouping, {})
+    cols = [c for c in chain["columns"] if c["status"] == "ok" and c["cells"].get(grouping)]
+    if not cols or not groups:
+        fig, ax = plt.subplots(figsize=(7, 1.2))
+        ax.text(0.5, 0.5, f"{grouping}: no link of the chain has values", ha="center", va="center")
+        ax.set_axis_off()
+        return _png(fig)
+    fig, axes = plt.subplots(
+        1, len(cols), figsize=(2.0 + 2.2 * len(cols), 0.26 * len(groups) + 1.5), sharey=True, layout="constrained",
+        squeeze=False,
+    )
+    y = np.arange(len(groups))[::-1]
+    for ax, col in zip(axes[0], cols, strict=True):
+        cells = col["cells"][grouping]
+        for yi, g in zip(y, groups, strict=True):
+            cell = cells.get(g)
+            if cell is None:
+                continue
+            v = cell["value"]
+            ci = cell.get("ci")
+            colour = SOUTH if cell.get("flag") else NORTH
+            if ci:
+                ax.plot([ci[0], ci[1]], [yi, yi], color="#444", lw=1)
+            ax.plot([v], [yi], "o", color=colour, ms=4)
+        if col.get("overall") is not None:
+            ax.axvline(col["overall"], color="black", ls="--", lw=0.8)
+        better = {True: " (higher is better)", False: " (lower is better)"}.get(col["higher_is_better"], "")
+        ax.set_title(col["title"] + better, fontsize=7, wrap=True)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0][0].set_yticks(y, [labels.get(g, g)[:30] for g in groups], fontsize=7)
+    fig.suptitle(f"The chain by {grouping} (95% CI; orange: worse than the rest; dashed: all clips)", fontsize=9)
+    return _png(fig)
