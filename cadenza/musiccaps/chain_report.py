@@ -266,24 +266,25 @@ def render_chain_html(chain: dict[str, Any], pngs: dict[str, bytes]) -> str:
     from cadenza.musiccaps.report_html import CSS, ERROR_JS, IMAGES_CHECK_JS, SORT_JS, esc, figure, table
 
     status_rows = [[c["title"], c["stage"], c["status"]] for c in chain["columns"]]
+    ran = [c for c in chain["columns"] if c["status"] == "ok"]
+    not_run = ", ".join(c["title"] for c in chain["columns"] if c["status"] != "ok")
+    missing = f"<p class=small>Not run (see the links above): {esc(not_run)}.</p>" if not_run else ""
     sections = []
     for grouping in CHAIN_GROUPINGS:
         labels = chain["labels"].get(grouping, {})
         rows = []
         for g in chain["groups"][grouping]:
             row = [labels.get(g, g)]
-            for c in chain["columns"]:
-                if c["status"] != "ok":
-                    row.append("not run")
-                else:
-                    row.append(_cell_text(c["cells"].get(grouping, {}).get(g), share=c["key"] in ("share", "survival")))
+            for c in ran:
+                row.append(_cell_text(c["cells"].get(grouping, {}).get(g), share=c["key"] in ("share", "survival")))
             rows.append(row)
         name = f"chain_{grouping}.png"
-        fig = figure(name, pngs[name], f"the chain by {grouping}") if name in pngs else ""
+        caption = f"the chain by {grouping}: 95% CI, orange where worse than the rest, dashed line over all clips"
+        fig = figure(name, pngs[name], caption) if name in pngs else ""
         sections.append(
             f'<h2 id="chain-{grouping}">By {esc(grouping)}</h2>{fig}'
-            + table([grouping, *(c["title"] for c in chain["columns"])], rows, sortable=True,
-                    attrs=f' id="table-{grouping}"')
+            + table([grouping, *(c["title"] for c in ran)], rows, sortable=True, attrs=f' id="table-{grouping}"')
+            + missing
         )
     inputs = [["audit", chain["audit"]], ["codec eval", chain["codec_eval"] or "not given"],
               ["evaluation", chain["eval"] or "not given"]]

@@ -151,12 +151,26 @@ def weights_bars(before: dict[str, float], after: dict[str, float], labels: dict
     return _png(fig)
 
 
+def _ratio_axis(ax) -> None:
+    """Log scale with plain ratio ticks (0.25, 0.5, 1, 2, ...) instead of powers of ten."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ax.autoscale_view()
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32) if lo <= t <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def forest(tests: list[dict], labels: dict[str, dict[str, str]], descriptors: dict[str, Any]) -> bytes:
     """Crude against annotator-adjusted (Mantel-Haenszel) risk ratios with 95% CIs, one pair per row."""
     rows = tests[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.36 * len(rows) + 1.4), layout="constrained")
     y = np.arange(len(rows), dtype=float)
-    for key, offset, colour, name in (("crude", 0.14, GREY, "crude"), ("mh", -0.14, SOUTH, "within annotators (MH)")):
+    for key, offset, colour, name in (("crude", 0.14, GREY, "crude"), ("mh", -0.14, NORTH, "within annotators (MH)")):
         est = np.array([t[key]["rr"] for t in rows])
         lo = np.array([t[key]["rr_ci"][0] for t in rows])
         hi = np.array([t[key]["rr_ci"][1] for t in rows])
@@ -164,7 +178,7 @@ def forest(tests: list[dict], labels: dict[str, dict[str, str]], descriptors: di
         ax.errorbar(est, y + offset, xerr=[est - lo, hi - est], fmt="o", color=colour, ms=4, capsize=2, lw=1,
                     label=name)
     ax.axvline(1.0, color="black", lw=1, ls="--")
-    ax.set_xscale("log")
+    _ratio_axis(ax)
     names = [
         f"{labels.get(t['grouping'], {}).get(t['group'], t['group'])[:28]} x {t['descriptor']}"
         + (" (confounded)" if t.get("conclusion_changes") else "")
@@ -211,7 +225,8 @@ def chain_panels(chain: dict[str, Any], grouping: str) -> bytes:
         ax.set_axis_off()
         return _png(fig)
     fig, axes = plt.subplots(
-        1, len(cols), figsize=(2.0 + 2.2 * len(cols), 0.26 * len(groups) + 1.5), sharey=True, layout="constrained",
+        1, len(cols), figsize=(max(6.0, 2.0 + 2.2 * len(cols)), 0.26 * len(groups) + 1.5), sharey=True,
+        layout="constrained",
         squeeze=False,
     )
     y = np.arange(len(groups))[::-1]
@@ -233,5 +248,5 @@ def chain_panels(chain: dict[str, Any], grouping: str) -> bytes:
         ax.set_title(col["title"] + better, fontsize=7, wrap=True)
         ax.tick_params(axis="x", labelsize=7)
     axes[0][0].set_yticks(y, [labels.get(g, g)[:30] for g in groups], fontsize=7)
-    fig.suptitle(f"The chain by {grouping} (95% CI; orange: worse than the rest; dashed: all clips)", fontsize=9)
+    fig.suptitle(f"The chain by {grouping}", fontsize=9)
     return _png(fig)

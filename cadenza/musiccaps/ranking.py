@@ -23,6 +23,7 @@ SCORE_TEXT = (
     "findings), SE from its 95% CI"
 )
 SUMMARY_SIZE = 10
+ROLLUP_LABELS = {"global_north": "Global North", "global_south": "Global South", "mixed": "mixed North/South"}
 CULTURAL = ("region", "rollup", "genre")  # groupings whose description bears on cultural bias
 SUMMARY_SCOPE = (
     "The summary ranks the findings that bear on cultural bias: representation against world population, "
@@ -58,9 +59,7 @@ def score_of(ratio: float, ci, clips: int) -> float:
 
 def _who(metrics: dict, grouping: str, group: str) -> str:
     if grouping == "rollup":
-        return {"global_north": "Global North", "global_south": "Global South", "mixed": "mixed North/South"}.get(
-            group, group
-        )
+        return ROLLUP_LABELS.get(group, group)
     return metrics["groupings"][grouping]["groups"].get(group, group)
 
 
@@ -172,9 +171,10 @@ def rank_findings(findings: list[dict[str, Any]], metrics: dict, size: int = SUM
     return summary
 
 
-def forest_tests(metrics: dict, size: int = 12, confounded: int = 6) -> list[dict[str, Any]]:
+def forest_tests(metrics: dict, size: int = 12, confounded: int = 6, per_descriptor: int = 4) -> list[dict[str, Any]]:
     """The group x descriptor tests the forest plot shows: the strongest significant crude associations of
-    cultural groups with word families, plus the strongest whose conclusion changes within annotators."""
+    cultural groups with word families (at most `per_descriptor` per family, so one family does not fill
+    it), plus the strongest whose conclusion changes within annotators."""
     meta = metrics["description"]["descriptors"]
     tests = [
         t
@@ -188,6 +188,11 @@ def forest_tests(metrics: dict, size: int = 12, confounded: int = 6) -> list[dic
         return score_of(t["crude"]["rr"], t["crude"]["rr_ci"], t["n_group"])
 
     tests.sort(key=lambda t: -crude_score(t))
-    picked = [t for t in tests if not t["conclusion_changes"]][:size]
+    picked: list[dict[str, Any]] = []
+    per: dict[str, int] = {}
+    for t in tests:
+        if not t["conclusion_changes"] and len(picked) < size and per.get(t["descriptor"], 0) < per_descriptor:
+            picked.append(t)
+            per[t["descriptor"]] = per.get(t["descriptor"], 0) + 1
     picked += [t for t in tests if t["conclusion_changes"]][:confounded]
     return sorted(picked, key=lambda t: -crude_score(t))

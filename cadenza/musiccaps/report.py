@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from cadenza.musiccaps.ranking import forest_tests
+from cadenza.musiccaps.ranking import ROLLUP_LABELS, forest_tests
 from cadenza.musiccaps.report_html import CSS as _CSS
 from cadenza.musiccaps.report_html import ERROR_JS, IMAGES_CHECK_JS, SORT_JS
 from cadenza.musiccaps.report_html import esc as _esc
@@ -46,9 +46,18 @@ annotators: {profiles: [{author_id, clips, caption_words_mean, aspect_count_mean
 survival: null | {kind, source, counts: {survived, lost, pending}, overall_rate, overall_ci, lost_by_category,
                   unknown_keys, manifest, by_grouping: {grouping: [{group, clips, survived, lost, pending, rate, ci,
                   lost_by_category, [rate_rest, ratio_to_overall, ratio_ci, p, test, q, significant]}]}}
-weights: {grouping, cap, min, max, effective_sample_size, shares_before, shares_after, file}
-findings: [{kind, severity (alert|info), headline (bool), text, numbers,
-            [grouping, groups, group, author_id, direction]}]
+weights: {grouping, cap, min, max, effective_sample_size, shares_before, shares_after, balance_annotators,
+          annotator_shares_before, annotator_shares_after, file}
+region_rule: {rule, rule_text, compared: [explicit, both], clips_with_origin_evidence,
+              clips_with_only_origin_evidence,
+              rules: {rule: {text, headline: {specified, global_south_any, share, ci}, rollup_counts,
+                             region: {group: {label, rollup, count, share_of_specified, ci_of_specified}}}},
+              moving_terms: [{family, label, clips, terms, share_added_alone, delta_added_alone,
+                              share_removed_alone, delta_removed_alone}],
+              by_genre: [{genre, label, clips, explicit: {specified, share, ci, ...}, both: {...}}]}
+findings: [{kind, severity (alert|info), headline (bool: ranked), text, numbers, score (null unless an alert),
+            rank (1..10 or null), [ranked_by: {ratio, ci, clips}], [sentence, picture: {rows, ref, ref_label,
+            xlabel, log}], [grouping, groups, group, author_id, direction]}]
 tests: {count, alpha, correction}
 timing_s: {analysis, total}
 """
@@ -88,7 +97,9 @@ def make_plots(metrics: dict, taxonomy: Taxonomy) -> dict[str, bytes]:
     pairs = forest_tests(metrics)
     if pairs:
         out["forest.png"] = plots.forest(
-            pairs, {g: v["groups"] for g, v in metrics["groupings"].items()}, metrics["description"]["descriptors"]
+            pairs,
+            {**{g: v["groups"] for g, v in metrics["groupings"].items()}, "rollup": ROLLUP_LABELS},
+            metrics["description"]["descriptors"],
         )
     w = metrics["weights"]
     out["weights.png"] = plots.weights_bars(
@@ -302,7 +313,7 @@ def render_html(metrics: dict, pngs: dict[str, bytes], assignments: list[Assignm
 <p class=small>{metrics["clips"]} clips; {len(alerts)} findings significant (Benjamini-Hochberg, alpha {cfg["alpha"]});
 region evidence rule: <b>{_esc(rule.get("rule", "both"))}</b>; minimum group size for any test:
 {cfg.get("min_group")} clips; region = region of origin of the musical tradition evidenced, never the performers.</p>
-<h2 id="findings">Summary: the findings that matter most</h2>{summary_section(metrics, pngs)}
+<h2 id="findings">Findings: the ones that matter most, ranked</h2>{summary_section(metrics, pngs)}
 <h2 id="region-rule">The headline under both region-evidence rules</h2>{rule_section(metrics, pngs)}
 <h2 id="context">Context</h2>{context}
 <h2 id="plots">Plots</h2>{figs}

@@ -117,7 +117,7 @@ def estimate_svg(picture: dict[str, Any], width: int = 440) -> str:
              f'aria-label="{esc(picture["xlabel"])}" xmlns="http://www.w3.org/2000/svg">']
     for i, (label, est, ci_lo, ci_hi) in enumerate(rows):
         y = top + row_h * i + row_h / 2
-        colour = "#d1793b" if i == 0 else "#3b6ea5"
+        colour = {"crude": "#9a9a9a", "within annotators": "#3b6ea5"}.get(label, "#d1793b")
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{esc(label)}</text>')
         parts.append(f'<line x1="{x(ci_lo):.1f}" x2="{x(ci_hi):.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="#444"/>')
         parts.append(f'<circle cx="{x(est):.1f}" cy="{y:.1f}" r="4.5" fill="{colour}"/>')
@@ -125,7 +125,8 @@ def estimate_svg(picture: dict[str, Any], width: int = 440) -> str:
     fmt = (lambda v: f"{v:.2g}") if log else (lambda v: f"{100 * v:.0f}%")
     parts.append(f'<line x1="{ref_x:.1f}" x2="{ref_x:.1f}" y1="{top}" y2="{axis_y}" stroke="#000" '
                  f'stroke-dasharray="4 3"/>')
-    parts.append(f'<text x="{ref_x:.1f}" y="{axis_y + 12}" font-size="10" text-anchor="middle">'
+    anchor = "end" if ref_x > width - 90 else "start" if ref_x < left + 90 else "middle"
+    parts.append(f'<text x="{ref_x:.1f}" y="{axis_y + 12}" font-size="10" text-anchor="{anchor}">'
                  f'{esc(picture["ref_label"])} {fmt(picture["ref"])}</text>')
     ends = (math.exp(lo), math.exp(hi)) if log else (lo, hi)
     parts.append(f'<text x="{left}" y="{axis_y + 26}" font-size="10">{fmt(ends[0])}</text>')
