@@ -156,10 +156,12 @@ def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz"
 
 
 def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_dir: str | None = None,
-          weights_out: str | None = None) -> dict[str, Any]:
+          weights_out: str | None = None, region_evidence: str = "both",
+          balance_annotators: bool = False) -> dict[str, Any]:
     mod = _entry("audit")
     config = _config("audit", mod.AuditConfig, {
-        "csv": csv, "ontology": ontology, "out": audit_dir, "ingest": audio_dir, "weights_out": weights_out})
+        "csv": csv, "ontology": ontology, "out": audit_dir, "ingest": audio_dir, "weights_out": weights_out,
+        "region_evidence": region_evidence, "balance_annotators": balance_annotators})
     with running("audit"):
         metrics = _as_dict(mod.run_audit(config))
     return {"dir": audit_dir, "report_html": f"{audit_dir}/report.html", "metrics": f"{audit_dir}/metrics.json",

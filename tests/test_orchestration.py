@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -118,7 +119,6 @@ def test_stage_results_become_json_xcoms(tmp_path):
 def test_split_tokens_holds_out_whole_annotators(tmp_path):
     import csv
 
-    from cadenza.musiccaps.audit import AuditConfig, run_audit
     from cadenza.shards import iter_tar_samples
     from cadenza.training.data import load_token_dir
     from cadenza.training.synthetic import make_synthetic_tokens
@@ -131,7 +131,14 @@ def test_split_tokens_holds_out_whole_annotators(tmp_path):
                     "is_balanced_subset", "is_audioset_eval"])
         for i, author in enumerate(authors):
             w.writerow([f"syn{i:08d}", 0, 1, "/m/04rlf", "['piano']", "A calm piano piece.", author, False, False])
-    run_audit(AuditConfig(csv=str(tmp_path / "s.csv"), out=str(tmp_path / "audit"), plots=False))
+    audit = orch.audit(str(tmp_path / "s.csv"), str(tmp_path / "audit"), ontology=None,
+                       weights_out=str(tmp_path / "w.json"), region_evidence="explicit", balance_annotators=True)
+    metrics = json.loads(Path(audit["metrics"]).read_text())
+    assert metrics["region_rule"]["rule"] == "explicit" and metrics["weights"]["balance_annotators"] is True
+    assert all(abs(v - 0.25) < 0.01 for v in metrics["weights"]["annotator_shares_after"].values())
+    chain = orch.report(audit["dir"], str(tmp_path / "report"))
+    assert Path(chain["report_html"]).is_file() and chain["links"]["share"] == "ok"
+    assert chain["links"]["nll_acoustic"].startswith("not run")
     out = orch.split_tokens(str(tmp_path / "tokens"), str(tmp_path / "split"), holdout_by="annotator",
                             audit_dir=str(tmp_path / "audit"), heldout_fraction=0.25)
     assert out["heldout_annotators"] == [2, 3]  # the smallest annotators, up to a quarter of the clips

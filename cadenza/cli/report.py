@@ -16,7 +16,9 @@ def report(
     eval_dir: Path | None = typer.Option(
         None, "--eval", help="Model evaluation dir (metrics.json from `cadenza evaluate --audit`)."
     ),
-    out: Path = typer.Option(..., "--out", help="Output dir: chain.html (self-contained), chain.json, *.png."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output dir: chain.html (self-contained, plots inlined) and chain.json."
+    ),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the plots."),
     as_json: bool = typer.Option(False, "--json", help="Print the chain table as one JSON document."),
 ) -> None:
