@@ -57,7 +57,8 @@ def audit(
         10,
         "--min-group-size",
         min=1,
-        help="Minimum clips in a group (and in the rest) for any test; smaller groups are reported, not tested.",
+        help="Minimum clips in a group or annotator (and in the rest) for any test; smaller ones are reported, "
+        "not tested.",
     ),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots (the HTML then has none)."),
 ) -> None:

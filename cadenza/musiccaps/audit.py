@@ -134,7 +134,7 @@ def audit_assignments(
     desc = associations(assignments, taxonomy, config.min_group)
     metrics["description"] = desc
     metrics["numeric_by_group"] = {g: numeric_by_group(assignments, g) for g in GROUPINGS}
-    metrics["annotators"] = annotator_profiles(assignments, taxonomy)
+    metrics["annotators"] = annotator_profiles(assignments, taxonomy, config.min_group)
     metrics["survival"] = survival_by_group(assignments, survival, config.min_group) if survival else None
     metrics["tests"] = {
         "count": apply_fdr(metrics, config.alpha),

@@ -158,7 +158,7 @@ def rank_findings(findings: list[dict[str, Any]], metrics: dict, size: int = SUM
     scored.sort(key=lambda fb: -fb[0]["score"])
     summary, seen = [], set()
     for f, basis in scored:
-        if len(summary) == size:
+        if len(summary) == size or f["score"] <= 0:
             break
         key = _family(f)
         if key in seen:

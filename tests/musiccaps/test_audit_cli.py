@@ -61,6 +61,8 @@ def test_cli_region_rule_and_min_group_size(tmp_path):
     assert metrics["config"]["region_evidence"] == "explicit" and metrics["region_rule"]["rule"] == "explicit"
     assert metrics["config"]["min_group"] == 400
     assert metrics["description"]["tests"] == []  # no group of 300 clips reaches 400: nothing is tested
+    assert not any("p" in e for p in metrics["annotators"]["profiles"] for e in p["descriptors"].values())
+    assert [f for f in metrics["findings"] if f["kind"] == "annotator_habit"] == []
     html = (out / "report.html").read_text()
     assert "--region-evidence explicit" in html and "minimum group size for any test:\n400" in html
     bad = runner.invoke(app, [*args, "--region-evidence", "vibes"])
