@@ -72,7 +72,7 @@ def flatten_weights(
     if cap < 1:
         raise ValueError(f"cap must be >= 1 (got {cap})")
     primary = primary_groups(assignments, grouping)
-    if balance_annotators:
+    if balance_annotators and assignments:
         return _capped(_raked(primary, [a.clip.author_id for a in assignments]), cap)
     specified = [g for g in primary if g != UNSPECIFIED]
     counts = Counter(specified)
