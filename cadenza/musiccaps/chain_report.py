@@ -289,7 +289,7 @@ def render_chain_html(chain: dict[str, Any], pngs: dict[str, bytes]) -> str:
     inputs = [["audit", chain["audit"]], ["codec eval", chain["codec_eval"] or "not given"],
               ["evaluation", chain["eval"] or "not given"]]
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cadenza: the chain per culture</title>
-<style>{CSS}td{{white-space:nowrap}}</style><script>{ERROR_JS}</script></head><body>
+<style>{CSS}table.sortable td{{white-space:nowrap}}</style><script>{ERROR_JS}</script></head><body>
 <h1>How each culture fares along the chain</h1>
 <p>From the dataset to the model, per Global North/South roll-up, region and genre group: share of the dataset,
 download survival, codec reconstruction, and the trained model's quality. Every value has its 95% CI where the
