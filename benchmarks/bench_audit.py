@@ -70,7 +70,8 @@ def main() -> int:
         tx = load_taxonomy()
         assign_s = best_of(lambda: tx.assign_all(result.clips, onto), args.repeat)
         assignments = tx.assign_all(result.clips, onto)
-        stats_s = best_of(lambda: audit_assignments(assignments, tx, AuditConfig(csv=args.csv, out=tmp)), args.repeat)
+        config = AuditConfig(csv=args.csv, out=tmp)
+        stats_s = best_of(lambda: audit_assignments(assignments, tx, config), args.repeat)
 
     n = metrics["clips"]
     print(f"clips: {n}; findings: {len(metrics['findings'])}; tests: {metrics['tests']['count']}")

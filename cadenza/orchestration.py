@@ -24,7 +24,7 @@ YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 # where each stage writes under one output root; the DAGs and the demo use the same layout
 STAGE_DIRS = {
     "metadata": "metadata", "audio": "audio", "tokens": "tokens", "audit": "audit",
-    "split": "split", "run": "run", "samples": "samples", "eval": "eval",
+    "split": "split", "run": "run", "samples": "samples", "eval": "eval", "report": "report",
 }
 
 # stage -> (module, entry point)
@@ -35,6 +35,7 @@ ENTRY_POINTS = {
     "train": ("cadenza.training.trainer", "train"),
     "sample": ("cadenza.training.sampler", "sample"),
     "evaluate": ("cadenza.training.evaluate", "evaluate"),
+    "report": ("cadenza.musiccaps.chain_report", "write_chain_report"),
 }
 
 
@@ -155,10 +156,12 @@ def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz"
 
 
 def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_dir: str | None = None,
-          weights_out: str | None = None) -> dict[str, Any]:
+          weights_out: str | None = None, region_evidence: str = "both",
+          balance_annotators: bool = False) -> dict[str, Any]:
     mod = _entry("audit")
     config = _config("audit", mod.AuditConfig, {
-        "csv": csv, "ontology": ontology, "out": audit_dir, "ingest": audio_dir, "weights_out": weights_out})
+        "csv": csv, "ontology": ontology, "out": audit_dir, "ingest": audio_dir, "weights_out": weights_out,
+        "region_evidence": region_evidence, "balance_annotators": balance_annotators})
     with running("audit"):
         metrics = _as_dict(mod.run_audit(config))
     return {"dir": audit_dir, "report_html": f"{audit_dir}/report.html", "metrics": f"{audit_dir}/metrics.json",
@@ -169,12 +172,15 @@ def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_d
 # ---------------------------------------------------------------- training side
 
 
-def split_tokens(tokens_dir: str, split_dir: str, *, heldout_shards: int = 1) -> dict[str, Any]:
-    """Train and held-out views of the token shards (symlinks, no copies), so evaluation is on unseen clips."""
+def split_tokens(tokens_dir: str, split_dir: str, *, heldout_shards: int = 1, holdout_by: str = "shard",
+                 audit_dir: str | None = None, heldout_fraction: float = 0.25) -> dict[str, Any]:
+    """Train and held-out views of the token shards, so evaluation is on unseen clips: the last shards
+    (symlinks, no copies), or with holdout_by="annotator" every clip of some annotators (needs audit_dir)."""
     from cadenza.training.splits import split_token_dir
 
     with running("split_tokens"):
-        return split_token_dir(tokens_dir, f"{split_dir}/train", f"{split_dir}/heldout", heldout_shards)
+        return split_token_dir(tokens_dir, f"{split_dir}/train", f"{split_dir}/heldout", heldout_shards,
+                               holdout_by=holdout_by, audit_dir=audit_dir, heldout_fraction=heldout_fraction)
 
 
 def train(tokens_dir: str, run_dir: str, *, preset: str = "tiny", steps: int = 200, weights: str | None = None,
@@ -211,6 +217,16 @@ def evaluate(run_dir: str, heldout_dir: str, eval_dir: str, *, audit_dir: str | 
                                codec_random_init=codec_random_init, codec_weights=codec_weights)
     return {"dir": eval_dir, "metrics": f"{eval_dir}/metrics.json", "report_html": f"{eval_dir}/report.html",
             "by_group": bool(audit_dir), "heldout_nll": _jsonable_or_none(_as_dict(metrics).get("nll"))}
+
+
+def report(audit_dir: str, report_dir: str, *, eval_dir: str | None = None,
+           codec_eval_dir: str | None = None) -> dict[str, Any]:
+    """The chain per culture on one page: audit, then codec and model evaluations where they ran."""
+    mod = _entry("report")
+    with running("report"):
+        chain = mod.write_chain_report(audit_dir, report_dir, codec_dir=codec_eval_dir, eval_dir=eval_dir)
+    return {"dir": report_dir, "report_html": chain["html"], "chain": f"{report_dir}/chain.json",
+            "links": {c["key"]: c["status"] for c in chain["columns"]}}
 
 
 def _jsonable_or_none(v: Any) -> Any:

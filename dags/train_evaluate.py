@@ -1,5 +1,6 @@
 """Split token shards into train / held-out -> train the two-stage model -> sample -> evaluate on the
-held-out clips, every metric broken down by the audit's cultural groups.
+held-out clips, every metric broken down by the audit's cultural groups -> the chain per culture on one
+page (cadenza.musiccaps.chain_report).
 
 Each task calls the library (cadenza.orchestration -> cadenza.training.trainer.train, .sampler.sample,
 .evaluate.evaluate); outputs travel as XComs. Expects the layout musiccaps_ingest writes under `out_dir`
@@ -34,6 +35,8 @@ from airflow.sdk import Param, dag, task
                          type="array", items={"type": "string"}, description="captions to sample"),
         "seconds": Param(10.0, type="number", minimum=0.5, description="length of each sample"),
         "heldout_shards": Param(1, type="integer", minimum=1, description="token shards held out for evaluation"),
+        "holdout_by": Param("shard", type="string", enum=["shard", "annotator"],
+                            description="hold out the last shards, or every clip of some annotators (from the audit)"),
         "random_init": Param(False, type="boolean",
                              description="the tokens were made with a random-init codec (demo): decode with it"),
         "seed": Param(0, type="integer"),
@@ -46,7 +49,8 @@ def train_evaluate():
 
         dirs = o.stage_dirs(params["out_dir"])
         return o.split_tokens(params["tokens_dir"] or dirs["tokens"], dirs["split"],
-                              heldout_shards=params["heldout_shards"])
+                              heldout_shards=params["heldout_shards"], holdout_by=params["holdout_by"],
+                              audit_dir=params["audit_dir"] or dirs["audit"])
 
     @task
     def train(split: dict, params=None) -> dict:
@@ -81,9 +85,19 @@ def train_evaluate():
         return o.evaluate(run["dir"], split["heldout"], dirs["eval"], audit_dir=str(audit_dir),
                           num_samples=params["num_samples"], codec_random_init=params["random_init"])
 
+    @task
+    def report(evaluation: dict, params=None) -> dict:
+        from pathlib import Path
+
+        from cadenza import orchestration as o
+
+        dirs = o.stage_dirs(params["out_dir"])
+        audit_dir = Path(params["audit_dir"] or dirs["audit"]).expanduser()
+        return o.report(str(audit_dir), dirs["report"], eval_dir=evaluation["dir"])
+
     split = split_tokens()
     run = train(split)
-    evaluate(split, run, sample(run))
+    report(evaluate(split, run, sample(run)))
 
 
 train_evaluate()

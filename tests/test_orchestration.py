@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ def test_beam_args():
 def test_stage_dirs_layout(tmp_path):
     dirs = orch.stage_dirs(tmp_path)
     assert dirs["audio"] == str(tmp_path / "audio") and dirs["tokens"] == str(tmp_path / "tokens")
-    assert set(dirs) == {"metadata", "audio", "tokens", "audit", "split", "run", "samples", "eval"}
+    assert set(dirs) == {"metadata", "audio", "tokens", "audit", "split", "run", "samples", "eval", "report"}
 
 
 def test_fetch_metadata_on_the_demo_csv(tmp_path):
@@ -113,3 +114,45 @@ def test_stage_results_become_json_xcoms(tmp_path):
     assert orch._outputs({"dir": "s"}, None) == {"dir": "s"}
     assert orch._outputs({"dir": "s"}, {"paths": [str(tmp_path)], "bad": {1, 2}}) == {"dir": "s",
                                                                                       "paths": [str(tmp_path)]}
+
+
+def test_split_tokens_holds_out_whole_annotators(tmp_path):
+    import csv
+
+    from cadenza.shards import iter_tar_samples
+    from cadenza.training.data import load_token_dir
+    from cadenza.training.synthetic import make_synthetic_tokens
+
+    make_synthetic_tokens(str(tmp_path / "tokens"), clips=24, shards=3, seconds=1.0)
+    authors = [0] * 12 + [1] * 6 + [2] * 3 + [3] * 3  # annotator of clip i
+    with (tmp_path / "s.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list", "caption", "author_id",
+                    "is_balanced_subset", "is_audioset_eval"])
+        for i, author in enumerate(authors):
+            w.writerow([f"syn{i:08d}", 0, 1, "/m/04rlf", "['piano']", "A calm piano piece.", author, False, False])
+    audit = orch.audit(str(tmp_path / "s.csv"), str(tmp_path / "audit"), ontology=None,
+                       weights_out=str(tmp_path / "w.json"), region_evidence="explicit", balance_annotators=True)
+    metrics = json.loads(Path(audit["metrics"]).read_text())
+    assert metrics["region_rule"]["rule"] == "explicit" and metrics["weights"]["balance_annotators"] is True
+    assert all(abs(v - 0.25) < 0.01 for v in metrics["weights"]["annotator_shares_after"].values())
+    chain = orch.report(audit["dir"], str(tmp_path / "report"))
+    assert Path(chain["report_html"]).is_file() and chain["links"]["share"] == "ok"
+    assert chain["links"]["nll_acoustic"].startswith("not run")
+    out = orch.split_tokens(str(tmp_path / "tokens"), str(tmp_path / "split"), holdout_by="annotator",
+                            audit_dir=str(tmp_path / "audit"), heldout_fraction=0.25)
+    assert out["heldout_annotators"] == [2, 3]  # the smallest annotators, up to a quarter of the clips
+    assert (out["train_clips"], out["heldout_clips"], out["unknown_annotator_clips"]) == (18, 6, 0)
+
+    def authors_in(view: str) -> set[int]:
+        manifest, shards = load_token_dir(view)
+        keys = [s["__key__"] for p in shards for s in iter_tar_samples(p)]
+        return {authors[int(k[3:11])] for k in keys}
+
+    assert authors_in(out["train"]) == {0, 1} and authors_in(out["heldout"]) == {2, 3}
+    assert load_token_dir(out["heldout"])[0]["split"]["annotators"] == [2, 3]
+    # back to a shard split in the same place: no stale rewritten shard is left behind
+    orch.split_tokens(str(tmp_path / "tokens"), str(tmp_path / "split"), heldout_shards=1)
+    assert len(load_token_dir(out["train"])[1]) == 2 and len(load_token_dir(out["heldout"])[1]) == 1
+    with pytest.raises(orch.StageError, match="needs the audit dir"):
+        orch.split_tokens(str(tmp_path / "tokens"), str(tmp_path / "split"), holdout_by="annotator")

@@ -17,8 +17,8 @@ app = typer.Typer(
         "MusicCaps to training-ready data for MusicLM-style text-to-music models.\n\n"
         "Stages: `musiccaps validate` (metadata) -> `ingest` (fetch, clip, audio shards) -> "
         "`tokenize` (semantic, acoustic, text tokens) -> `train` -> `sample` -> `evaluate`; "
-        "`audit` reports cultural bias at any point. `demo` runs the whole chain offline. "
-        "`doctor` checks what downloading from YouTube needs."
+        "`audit` reports cultural bias at any point; `report` shows each culture along the whole chain. "
+        "`demo` runs the whole chain offline. `doctor` checks what downloading from YouTube needs."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "cadenza.cli.index",
     "cadenza.cli.audit",
     "cadenza.cli.train",  # train, sample, evaluate
+    "cadenza.cli.report",
     "cadenza.cli.demo",
     "cadenza.cli.doctor",
 ]

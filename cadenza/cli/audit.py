@@ -8,6 +8,12 @@ from pathlib import Path
 import typer
 
 
+class RegionEvidence(StrEnum):
+    explicit = "explicit"
+    origin = "origin"
+    both = "both"
+
+
 class GroupBy(StrEnum):
     region = "region"
     genre = "genre"
@@ -35,8 +41,25 @@ def audit(
         None, "--weights-out", help="Write per-ytid sampling weights here (.json, or .parquet) for the trainer."
     ),
     cap: float = typer.Option(5.0, min=1.0, help="No clip is sampled more than CAP x its unweighted rate."),
+    balance_annotators: bool = typer.Option(
+        False, "--balance-annotators", help="Weights also give every annotator an equal share (raking), within CAP."
+    ),
     taxonomy: Path | None = typer.Option(None, help="Taxonomy YAML to use instead of the packaged one."),
     alpha: float = typer.Option(0.05, min=0.0001, max=0.5, help="False discovery rate (Benjamini-Hochberg)."),
+    region_evidence: RegionEvidence = typer.Option(
+        RegionEvidence.both,
+        "--region-evidence",
+        help="Which region evidence counts: explicit (named cultures, countries, languages, instruments, "
+        "traditions), origin (globalized genres mapped to where they began, e.g. rock -> North America and "
+        "Europe), or both. The report gives the headline under explicit and both either way.",
+    ),
+    min_group_size: int = typer.Option(
+        10,
+        "--min-group-size",
+        min=1,
+        help="Minimum clips in a group or annotator (and in the rest) for any test; smaller ones are reported, "
+        "not tested.",
+    ),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots (the HTML then has none)."),
 ) -> None:
     """Audit who is represented in MusicCaps, how they are described, and what got lost.
@@ -63,8 +86,11 @@ def audit(
         group_by=group_by.value,
         weights_out=str(weights_out) if weights_out else None,
         cap=cap,
+        balance_annotators=balance_annotators,
         taxonomy=str(taxonomy) if taxonomy else None,
         alpha=alpha,
+        region_evidence=region_evidence.value,
+        min_group=min_group_size,
         plots=not no_plots,
     )
     try:
@@ -72,12 +98,14 @@ def audit(
     except TaxonomyError as exc:
         raise SourceError(str(exc)) from exc
     alerts = [f for f in metrics["findings"] if f["severity"] == "alert"]
-    typer.echo(f"audited {metrics['clips']} clips in {metrics['timing_s']['total']:.1f} s: {len(alerts)} alerts")
-    for f in alerts[:5]:
-        typer.echo(f"- {f['text']}")
-    if len(alerts) > 5:
-        typer.echo(f"... {len(alerts) - 5} more in {out / 'report.html'}")
-    typer.echo(f"report: {out / 'report.html'}")
+    ranked = [f for f in metrics["findings"] if f.get("rank")]
+    typer.echo(
+        f"audited {metrics['clips']} clips in {metrics['timing_s']['total']:.1f} s "
+        f"(region evidence: {config.region_evidence}): {len(alerts)} alerts, the {len(ranked)} that matter most:"
+    )
+    for f in ranked:
+        typer.echo(f"{f['rank']}. {f['sentence']}")
+    typer.echo(f"report: {out / 'report.html'} (every finding in its appendix)")
 
 
 def register(app: typer.Typer) -> None:

@@ -137,6 +137,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
     results["evaluate"] = orch.evaluate(dirs["run"], results["split"]["heldout"], dirs["eval"],
                                         audit_dir=dirs["audit"], num_samples=num_samples,
                                         codec_random_init=plan.offline)
+    results["report"] = orch.report(dirs["audit"], dirs["report"], eval_dir=dirs["eval"])
     print_summary(console, results)
     return results
 
@@ -183,6 +184,7 @@ def print_summary(console: Any, results: dict[str, Any]) -> None:
         ("training run", results.get("train", {}).get("dir"), ""),
         ("samples", results.get("sample", {}).get("dir"), ""),
         ("evaluation report", results.get("evaluate", {}).get("report_html"), ""),
+        ("chain per culture", results.get("report", {}).get("report_html"), ""),
     ]
     table = Table(title="cadenza demo: outputs")
     table.add_column("what", style="bold")

@@ -166,7 +166,7 @@ def apply_fdr(metrics: dict[str, Any], alpha: float) -> int:
     Returns the number of tests."""
     desc = metrics["description"]
     tests = desc["tests"]
-    profile_entries = [e for p in metrics["annotators"]["profiles"] for e in p["descriptors"].values()]
+    profile_entries = [e for p in metrics["annotators"]["profiles"] for e in p["descriptors"].values() if "p" in e]
     survival_rows = [
         r for rows in (metrics.get("survival") or {}).get("by_grouping", {}).values() for r in rows if "p" in r
     ]
@@ -230,8 +230,9 @@ def numeric_by_group(assignments: Sequence[Assignment], grouping: str) -> dict[s
     }
 
 
-def annotator_profiles(assignments: Sequence[Assignment], taxonomy: Taxonomy) -> dict[str, Any]:
-    """Each annotator's rate for every descriptor family against all other annotators."""
+def annotator_profiles(assignments: Sequence[Assignment], taxonomy: Taxonomy, min_group: int = 1) -> dict[str, Any]:
+    """Each annotator's rate for every descriptor family against all other annotators; annotators with fewer
+    than `min_group` clips (or all but fewer) are described but not tested."""
     present, _ = descriptor_matrix(assignments, taxonomy)
     authors = sorted({a.clip.author_id for a in assignments})
     ids = np.array([a.clip.author_id for a in assignments])
@@ -252,6 +253,9 @@ def annotator_profiles(assignments: Sequence[Assignment], taxonomy: Taxonomy) ->
                 int((mine & has).sum()), int((mine & ~has).sum()), int((~mine & has).sum()), int((~mine & ~has).sum())
             )
             entry = {"rate": t.rate_in, "rate_others": t.rate_rest, "rr": t.rr, "rr_ci": list(t.rr_ci), "p": t.p}
+            if min(prof["clips"], len(assignments) - prof["clips"]) < min_group:
+                entry = {**entry, "significant": False, "tested": False}
+                del entry["p"]
             prof["descriptors"][name] = entry
             tests.append(entry)
         profiles.append(prof)

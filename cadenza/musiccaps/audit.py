@@ -26,7 +26,8 @@ from cadenza.musiccaps.analysis import (
     survival_by_group,
 )
 from cadenza.musiccaps.findings import build_findings
-from cadenza.musiccaps.taxonomy import GROUPINGS, Assignment, Taxonomy, load_taxonomy
+from cadenza.musiccaps.sensitivity import region_sensitivity
+from cadenza.musiccaps.taxonomy import GROUPINGS, REGION_RULES, Assignment, Taxonomy, load_taxonomy
 
 METRICS_SCHEMA_VERSION = 1
 
@@ -41,10 +42,13 @@ class AuditConfig:
     group_by: str = "region"  # the grouping the rebalancing weights flatten
     weights_out: str | None = None  # .json or .parquet
     cap: float = 5.0  # no clip is sampled more than cap x its unweighted rate
+    balance_annotators: bool = False  # weights also give every annotator an equal share
     taxonomy: str | None = None  # a taxonomy YAML; default: the packaged one
     alpha: float = 0.05  # false discovery rate for every family of tests
     min_group: int = 10  # groups with fewer clips are reported but not tested
-    underrep_fraction: float = 0.5  # under-represented: CI upper bound below this x an even share
+    underrep_fraction: float = 0.5  # roll-up alert: CI upper bound below this x the reference share
+    region_evidence: str = "both"  # which region evidence counts: explicit | origin | both
+    rarely_stated: float = 0.3  # a grouping with evidence for fewer clips than this is context, never coverage
     plots: bool = True
 
     def __post_init__(self) -> None:
@@ -54,6 +58,10 @@ class AuditConfig:
             raise ValueError("give either ingest or available, not both")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1) (got {self.alpha})")
+        if self.region_evidence not in REGION_RULES:
+            raise ValueError(f"region_evidence must be one of {', '.join(REGION_RULES)} (got {self.region_evidence!r})")
+        if self.min_group < 1:
+            raise ValueError(f"min_group must be at least 1 (got {self.min_group})")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,11 +111,15 @@ def _json_safe(x: Any) -> Any:
 
 
 def audit_assignments(
-    assignments: list[Assignment], taxonomy: Taxonomy, config: AuditConfig, survival=None
-) -> dict[str, Any]:
-    """Every figure of the audit for already-assigned clips (no I/O)."""
-    from cadenza.musiccaps.weights import flatten_weights, primary_groups, weighted_shares
+    all_evidence: list[Assignment], taxonomy: Taxonomy, config: AuditConfig, survival=None
+) -> tuple[dict[str, Any], list[Assignment]]:
+    """Every figure of the audit for clips assigned with every kind of region evidence (no I/O).
 
+    Returns the metrics and the assignments under config.region_evidence, which every figure but the
+    rule comparison uses."""
+    from cadenza.musiccaps.weights import annotator_shares, flatten_weights, primary_groups, weighted_shares
+
+    assignments = [taxonomy.region_view(a, config.region_evidence) for a in all_evidence]
     metrics: dict[str, Any] = {"schema_version": METRICS_SCHEMA_VERSION, "clips": len(assignments)}
     metrics["groupings"] = {
         g: {
@@ -118,17 +130,18 @@ def audit_assignments(
     }
     metrics["coverage"] = {g: coverage(assignments, taxonomy, g) for g in (*GROUPINGS, "rollup")}
     metrics["rollup"] = rollup_summary(assignments, taxonomy)
+    metrics["region_rule"] = region_sensitivity(all_evidence, taxonomy, config.region_evidence)
     desc = associations(assignments, taxonomy, config.min_group)
     metrics["description"] = desc
     metrics["numeric_by_group"] = {g: numeric_by_group(assignments, g) for g in GROUPINGS}
-    metrics["annotators"] = annotator_profiles(assignments, taxonomy)
+    metrics["annotators"] = annotator_profiles(assignments, taxonomy, config.min_group)
     metrics["survival"] = survival_by_group(assignments, survival, config.min_group) if survival else None
     metrics["tests"] = {
         "count": apply_fdr(metrics, config.alpha),
         "alpha": config.alpha,
         "correction": "Benjamini-Hochberg over every test that can raise an alert",
     }
-    weights = flatten_weights(assignments, config.group_by, config.cap)
+    weights = flatten_weights(assignments, config.group_by, config.cap, config.balance_annotators)
     before = weighted_shares(assignments, config.group_by, [1.0] * len(assignments))
     after = weighted_shares(assignments, config.group_by, weights)
     ess = sum(weights) ** 2 / sum(w * w for w in weights) if weights else 0.0
@@ -140,12 +153,15 @@ def audit_assignments(
         "effective_sample_size": ess,
         "shares_before": before,
         "shares_after": after,
+        "balance_annotators": config.balance_annotators,
+        "annotator_shares_before": annotator_shares(assignments, [1.0] * len(assignments)),
+        "annotator_shares_after": annotator_shares(assignments, weights),
         "file": config.weights_out,
     }
     metrics["_weights"] = weights  # popped by run_audit before writing
     metrics["_primary"] = primary_groups(assignments, config.group_by)
     metrics["findings"] = build_findings(metrics, taxonomy, config)
-    return metrics
+    return metrics, assignments
 
 
 def run_audit(config: AuditConfig) -> dict[str, Any]:
@@ -166,11 +182,10 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
         survival = survival_from_ingest(config.ingest, clips)
     elif config.available:
         survival = survival_from_available(config.available, clips)
-    assignments = taxonomy.assign_all(clips, ontology)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    metrics, assignments = audit_assignments(taxonomy.assign_all(clips, ontology), taxonomy, config, survival)
     write_assignments(out / "assignments.jsonl", assignments)
-    metrics = audit_assignments(assignments, taxonomy, config, survival)
     weights = metrics.pop("_weights")
     primary = metrics.pop("_primary")
     if config.weights_out:

@@ -6,7 +6,6 @@ false discovery rate); "info" = context a reader needs (shares, survival overall
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from cadenza.musiccaps.stats import ratio_text
@@ -30,51 +29,37 @@ def _q(q: float) -> str:
 
 
 def _coverage_findings(metrics: dict, taxonomy: Taxonomy, config) -> list[dict[str, Any]]:
+    """Context only: how many clips each grouping says nothing about. Shares within a grouping have no
+    stated reference (only the roll-up does: world population), so they raise no alert; a grouping
+    whose evidence covers fewer than config.rarely_stated of the clips is "rarely stated"."""
     out = []
     n = metrics["clips"]
     for grouping in GROUPINGS:
         cov = metrics["coverage"][grouping]
         unspecified = next(r for r in cov["rows"] if r["group"] == "unspecified")
+        stated = cov["specified"] / n if n else 0.0
+        numbers = {"unspecified": unspecified["count"], "clips": n, "share": unspecified["share"], "stated": stated}
+        if stated < config.rarely_stated:
+            out.append(
+                {
+                    "kind": "rarely_stated",
+                    "severity": "info",
+                    "grouping": grouping,
+                    "numbers": {**numbers, "threshold": config.rarely_stated},
+                    "text": f"{grouping}: rarely stated: only {cov['specified']} of {n} clips ({_pct(stated)}, under "
+                    f"{_pct(config.rarely_stated)}) carry any {grouping} evidence, so its shares describe what "
+                    f"captions mention, not who is represented, and are never reported as under-representation.",
+                }
+            )
+            continue
         out.append(
             {
                 "kind": "unspecified_share",
                 "severity": "info",
                 "grouping": grouping,
-                "numbers": {"unspecified": unspecified["count"], "clips": n, "share": unspecified["share"]},
+                "numbers": numbers,
                 "text": f"{grouping}: {unspecified['count']} of {n} clips ({_pct(unspecified['share'])}) carry no "
                 "evidence and are counted as unspecified, not guessed.",
-            }
-        )
-        k = len(taxonomy.groupings[grouping]["groups"])
-        if not cov["specified"] or k < 2:
-            continue
-        even = 1 / k
-        threshold = config.underrep_fraction * even
-        low = [r for r in cov["rows"] if r["group"] != "unspecified" and r["ci_of_specified"][1] < threshold]
-        if not low:
-            continue
-        low.sort(key=lambda r: r["count"])
-        listed = ", ".join(
-            f"{r['label']} {r['count']} ({_pct(r['share_of_specified'])} {_ci(r['ci_of_specified'])})" for r in low
-        )
-        out.append(
-            {
-                "kind": "under_representation",
-                "severity": "alert",
-                "grouping": grouping,
-                "groups": [r["group"] for r in low],
-                "numbers": {
-                    "even_share": even,
-                    "threshold": threshold,
-                    "specified": cov["specified"],
-                    "groups": {
-                        r["group"]: {"count": r["count"], "share": r["share_of_specified"], "ci": r["ci_of_specified"]}
-                        for r in low
-                    },
-                },
-                "text": f"{grouping}: {len(low)} of {k} groups are under-represented: the upper 95% bound of their "
-                f"share of the {cov['specified']} clips with {grouping} evidence is below {_pct(threshold)} "
-                f"({config.underrep_fraction:g} x an even share of {_pct(even)}): {listed}.",
             }
         )
     return out
@@ -86,21 +71,38 @@ def _rollup_finding(metrics: dict, config) -> list[dict[str, Any]]:
         return []
     ref = r["reference_share"].get("global_south")
     share, ci = r["global_south_any_share"], r["global_south_any_ci"]
+    rule = metrics["region_rule"]
     text = (
-        f"Of the {r['specified']} clips with region evidence, {_pct(share)} {_ci(ci)} carry any Global South evidence "
-        f"and {_pct(r['global_north_only_share'])} only Global North evidence"
+        f"Of the {r['specified']} clips with region evidence ({rule['rule_text']}), {_pct(share)} {_ci(ci)} carry any "
+        f"Global South evidence and {_pct(r['global_north_only_share'])} only Global North evidence"
     )
+    other = {k: v["headline"] for k, v in rule["rules"].items() if k != rule["rule"]}
+    for k, h in other.items():
+        text += f"; counting {k} evidence only: {_pct(h['share'])} {_ci(h['ci'])} of {h['specified']}"
     severity = "info"
     if ref:
         text += f"; about {_pct(ref)} of the world's people live in the Global South"
         severity = "alert" if ci[1] < config.underrep_fraction * ref else "info"
+    sentence = f"{_pct(share)} {_ci(ci)} of clips with region evidence carry Global South evidence"
+    sentence += "".join(f" ({_pct(h['share'])} {_ci(h['ci'])} counting {k} evidence only)" for k, h in other.items())
+    if ref:
+        sentence += f", against {_pct(ref)} of the world's people"
     return [
         {
             "kind": "global_south_share",
             "severity": severity,
             "grouping": "rollup",
-            "numbers": {"specified": r["specified"], "share": share, "ci": ci, "reference": ref, "counts": r["counts"]},
+            "numbers": {
+                "specified": r["specified"],
+                "share": share,
+                "ci": ci,
+                "reference": ref,
+                "counts": r["counts"],
+                "rule": rule["rule"],
+                "by_rule": {k: v["headline"] for k, v in rule["rules"].items()},
+            },
             "text": text + ".",
+            "sentence": sentence + ".",
         }
     ]
 
@@ -273,7 +275,9 @@ def _weights_finding(metrics: dict) -> list[dict[str, Any]]:
 
 
 def build_findings(metrics: dict, taxonomy: Taxonomy, config) -> list[dict[str, Any]]:
-    """Alerts first (representation, annotator confounding, description, survival, annotator habits), then context."""
+    """Every finding: alerts ranked by score (ranking.py; the best few form the summary), then context."""
+    from cadenza.musiccaps.ranking import rank_findings
+
     found = [
         *_coverage_findings(metrics, taxonomy, config),
         *_rollup_finding(metrics, config),
@@ -282,37 +286,8 @@ def build_findings(metrics: dict, taxonomy: Taxonomy, config) -> list[dict[str, 
         *_annotator_findings(metrics),
         *_weights_finding(metrics),
     ]
-    _mark_headlines(found)
-    order = [
-        "global_south_share",
-        "under_representation",
-        "annotator_confounding",
-        "description",
-        "survival",
-        "annotator_habit",
-    ]
-    found.sort(key=lambda f: (f["severity"] != "alert", order.index(f["kind"]) if f["kind"] in order else len(order)))
-    return found
-
-
-def _mark_headlines(found: list[dict[str, Any]], per_kind: int = 3) -> None:
-    """Flag the few findings a reader should see first: representation, how the cultural groupings
-    (region, roll-up) are described with text descriptors, confounding of those, lost clips, habits."""
-    cultural = ("region", "rollup")
-
-    def text_desc(f: dict) -> bool:
-        n = f.get("numbers", {})
-        return n.get("grouping") in cultural and n.get("descriptor") in ("othering", "audio_quality")
-
-    picks: list[dict] = [f for f in found if f["kind"] == "global_south_share"]
-    picks += [f for f in found if f["kind"] == "under_representation" and f["grouping"] == "region"]
-    desc = sorted(
-        (f for f in found if f["kind"] == "description" and text_desc(f)),
-        key=lambda f: -abs(math.log(f["numbers"]["rr"])) if f["numbers"]["rr"] > 0 else 0,
-    )
-    picks += desc[: 2 * per_kind]
-    picks += [f for f in found if f["kind"] == "annotator_confounding" and text_desc(f)][:per_kind]
-    picks += [f for f in found if f["kind"] == "survival" and f["severity"] == "alert"][:per_kind]
-    picks += [f for f in found if f["kind"] == "annotator_habit"][:per_kind]
+    summary = rank_findings(found, metrics)
     for f in found:
-        f["headline"] = any(f is p for p in picks)
+        f["headline"] = f["rank"] is not None
+    found.sort(key=lambda f: (f["severity"] != "alert", f["rank"] or len(summary) + 1, -(f["score"] or 0)))
+    return found

@@ -149,3 +149,104 @@ def weights_bars(before: dict[str, float], after: dict[str, float], labels: dict
     ax.set_title(f"Effective {grouping} distribution after rebalancing", fontsize=10)
     ax.legend(fontsize=7)
     return _png(fig)
+
+
+def _ratio_axis(ax) -> None:
+    """Log scale with plain ratio ticks (0.25, 0.5, 1, 2, ...) instead of powers of ten."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ax.autoscale_view()
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32) if lo <= t <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def forest(tests: list[dict], labels: dict[str, dict[str, str]], descriptors: dict[str, Any]) -> bytes:
+    """Crude against annotator-adjusted (Mantel-Haenszel) risk ratios with 95% CIs, one pair per row."""
+    rows = tests[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.36 * len(rows) + 1.4), layout="constrained")
+    y = np.arange(len(rows), dtype=float)
+    for key, offset, colour, name in (("crude", 0.14, GREY, "crude"), ("mh", -0.14, NORTH, "within annotators (MH)")):
+        est = np.array([t[key]["rr"] for t in rows])
+        lo = np.array([t[key]["rr_ci"][0] for t in rows])
+        hi = np.array([t[key]["rr_ci"][1] for t in rows])
+        lo, hi = np.where(lo > 0, lo, est), np.where(np.isfinite(hi), hi, est)
+        ax.errorbar(est, y + offset, xerr=[est - lo, hi - est], fmt="o", color=colour, ms=4, capsize=2, lw=1,
+                    label=name)
+    ax.axvline(1.0, color="black", lw=1, ls="--")
+    _ratio_axis(ax)
+    names = [
+        f"{labels.get(t['grouping'], {}).get(t['group'], t['group'])[:28]} x {t['descriptor']}"
+        + (" (confounded)" if t.get("conclusion_changes") else "")
+        for t in rows
+    ]
+    ax.set_yticks(y, names, fontsize=7)
+    ax.set_xlabel("risk ratio vs the rest of the clips (95% CI, log scale)")
+    ax.set_title("Crude vs annotator-adjusted risk ratios, top group x descriptor pairs", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def rule_comparison(region_rule: dict[str, Any], reference: float | None) -> bytes:
+    """Global South share overall and per genre under each region-evidence rule, with 95% CIs."""
+    genres = [g for g in region_rule["by_genre"] if min(g[r]["specified"] for r in region_rule["compared"]) >= 10]
+    labels = ["All clips", *(g["label"] for g in genres)][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.5), layout="constrained")
+    y = np.arange(len(labels), dtype=float)
+    for k, (rule, colour) in enumerate(zip(region_rule["compared"], (SOUTH, NORTH), strict=False)):
+        heads = [region_rule["rules"][rule]["headline"], *(g[rule] for g in genres)][::-1]
+        est = np.array([h["share"] for h in heads]) * 100
+        lo = est - np.array([h["ci"][0] for h in heads]) * 100
+        hi = np.array([h["ci"][1] for h in heads]) * 100 - est
+        ax.errorbar(est, y + (0.15 - 0.3 * k), xerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="o", color=colour,
+                    ms=4, capsize=2, lw=1, label=f"{rule} evidence")
+    if reference:
+        ax.axvline(reference * 100, color="black", ls="--", lw=1, label="world population")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of clips with region evidence that carry Global South evidence (95% CI)")
+    ax.set_title("The headline under each region-evidence rule, overall and per genre", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def chain_panels(chain: dict[str, Any], grouping: str) -> bytes:
+    """One row per group, one panel per link of the chain that ran: estimate, 95% CI, orange when flagged."""
+    groups = chain["groups"][grouping]
+    labels = chain["labels"].get(grouping, {})
+    cols = [c for c in chain["columns"] if c["status"] == "ok" and c["cells"].get(grouping)]
+    if not cols or not groups:
+        fig, ax = plt.subplots(figsize=(7, 1.2))
+        ax.text(0.5, 0.5, f"{grouping}: no link of the chain has values", ha="center", va="center")
+        ax.set_axis_off()
+        return _png(fig)
+    fig, axes = plt.subplots(
+        1, len(cols), figsize=(max(6.0, 2.0 + 2.2 * len(cols)), 0.26 * len(groups) + 1.5), sharey=True,
+        layout="constrained",
+        squeeze=False,
+    )
+    y = np.arange(len(groups))[::-1]
+    for ax, col in zip(axes[0], cols, strict=True):
+        cells = col["cells"][grouping]
+        for yi, g in zip(y, groups, strict=True):
+            cell = cells.get(g)
+            if cell is None:
+                continue
+            v = cell["value"]
+            ci = cell.get("ci")
+            colour = SOUTH if cell.get("flag") else NORTH
+            if ci:
+                ax.plot([ci[0], ci[1]], [yi, yi], color="#444", lw=1)
+            ax.plot([v], [yi], "o", color=colour, ms=4)
+        if col.get("overall") is not None:
+            ax.axvline(col["overall"], color="black", ls="--", lw=0.8)
+        better = {True: " (higher is better)", False: " (lower is better)"}.get(col["higher_is_better"], "")
+        ax.set_title(col["title"] + better, fontsize=7, wrap=True)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0][0].set_yticks(y, [labels.get(g, g)[:30] for g in groups], fontsize=7)
+    fig.suptitle(f"The chain by {grouping}", fontsize=9)
+    return _png(fig)

@@ -6,13 +6,17 @@ every CI is a 95% [low, high] pair; "q" values are Benjamini-Hochberg adjusted p
 
 from __future__ import annotations
 
-import base64
-import html
 import random
-import re
 from pathlib import Path
-from typing import Any
 
+from cadenza.musiccaps.ranking import ROLLUP_LABELS, forest_tests
+from cadenza.musiccaps.report_html import CSS as _CSS
+from cadenza.musiccaps.report_html import ERROR_JS, IMAGES_CHECK_JS, SORT_JS
+from cadenza.musiccaps.report_html import esc as _esc
+from cadenza.musiccaps.report_html import figure as _figure
+from cadenza.musiccaps.report_html import pct as _pct
+from cadenza.musiccaps.report_html import table as _table
+from cadenza.musiccaps.report_summary import appendix_section, rule_section, summary_section
 from cadenza.musiccaps.taxonomy import GROUPINGS, Assignment, Taxonomy
 
 METRICS_SCHEMA = """
@@ -44,45 +48,21 @@ survival: null | {kind, source, counts: {survived, lost, pending, unresolved}, o
                   vantage, yt_dlp, js_runtime, pot_provider, ...), unknown_keys, manifest,
                   by_grouping: {grouping: [{group, clips, survived, lost, pending, unresolved, rate, ci,
                   lost_by_category, [rate_rest, ratio_to_overall, ratio_ci, p, test, q, significant]}]}}
-weights: {grouping, cap, min, max, effective_sample_size, shares_before, shares_after, file}
-findings: [{kind, severity (alert|info), headline (bool), text, numbers,
-            [grouping, groups, group, author_id, direction]}]
+weights: {grouping, cap, min, max, effective_sample_size, shares_before, shares_after, balance_annotators,
+          annotator_shares_before, annotator_shares_after, file}
+region_rule: {rule, rule_text, compared: [explicit, both], clips_with_origin_evidence,
+              clips_with_only_origin_evidence,
+              rules: {rule: {text, headline: {specified, global_south_any, share, ci}, rollup_counts,
+                             region: {group: {label, rollup, count, share_of_specified, ci_of_specified}}}},
+              moving_terms: [{family, label, clips, terms, share_added_alone, delta_added_alone,
+                              share_removed_alone, delta_removed_alone}],
+              by_genre: [{genre, label, clips, explicit: {specified, share, ci, ...}, both: {...}}]}
+findings: [{kind, severity (alert|info), headline (bool: ranked), text, numbers, score (null unless an alert),
+            rank (1..10 or null), [ranked_by: {ratio, ci, clips}], [sentence, picture: {rows, ref, ref_label,
+            xlabel, log}], [grouping, groups, group, author_id, direction]}]
 tests: {count, alpha, correction}
 timing_s: {analysis, total}
 """
-
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:12px}
-td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}td.n{text-align:right}
-th{background:#f3f3f3}
-.alert{border-left:4px solid #d1793b;padding:.3em .6em;margin:.4em 0;background:#fff7f0}
-.info{border-left:4px solid #3b6ea5;padding:.3em .6em;margin:.4em 0;background:#f3f7fc}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#555}
-code{background:#f3f3f3;padding:0 3px}.small{font-size:12px;color:#555}
-"""
-
-
-_NUMERIC = re.compile(r"[-+\d.,%*\[\] e]+")  # cells shown right-aligned
-
-
-def _esc(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td{' class=n' if _NUMERIC.fullmatch(str(c)) else ''}>{_esc(c)}</td>" for c in r) + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
 
 def make_plots(metrics: dict, taxonomy: Taxonomy) -> dict[str, bytes]:
     from cadenza.musiccaps import plots
@@ -113,19 +93,21 @@ def make_plots(metrics: dict, taxonomy: Taxonomy) -> dict[str, bytes]:
             metrics["groupings"]["region"]["groups"],
             "region",
         )
+    rule = metrics.get("region_rule")
+    if rule:
+        out["region_rule.png"] = plots.rule_comparison(rule, metrics["rollup"]["reference_share"].get("global_south"))
+    pairs = forest_tests(metrics)
+    if pairs:
+        out["forest.png"] = plots.forest(
+            pairs,
+            {**{g: v["groups"] for g, v in metrics["groupings"].items()}, "rollup": ROLLUP_LABELS},
+            metrics["description"]["descriptors"],
+        )
     w = metrics["weights"]
     out["weights.png"] = plots.weights_bars(
         w["shares_before"], w["shares_after"], metrics["groupings"][w["grouping"]]["groups"], w["grouping"]
     )
     return out
-
-
-def _figure(name: str, png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<figure><img class="plot" alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{_esc(name)}: {_esc(caption)}</figcaption></figure>"
-    )
 
 
 def _coverage_section(metrics: dict) -> str:
@@ -324,6 +306,9 @@ North. Models trained on this data will reflect the imbalances reported above.</
 """
 
 
+_PLACED = ("region_rule.png", "forest.png")  # shown in their own sections
+
+
 def render_html(metrics: dict, pngs: dict[str, bytes], assignments: list[Assignment]) -> str:
     alerts = [f for f in metrics["findings"] if f["severity"] == "alert"]
     infos = [f for f in metrics["findings"] if f["severity"] != "alert"]
@@ -336,24 +321,23 @@ def render_html(metrics: dict, pngs: dict[str, bytes], assignments: list[Assignm
     figs = "".join(
         _figure(name, png, captions.get(name, name.removesuffix(".png").replace("_", " ")))
         for name, png in pngs.items()
+        if name not in _PLACED
     )
     w = metrics["weights"]
     wrows = [[g, _pct(w["shares_before"][g]), _pct(w["shares_after"].get(g, 0))] for g in w["shares_before"]]
-    heads = [f for f in metrics["findings"] if f.get("headline")]
-    findings = "<h3>Headlines</h3>" + (
-        "".join(f'<div class="{f["severity"]}">{_esc(f["text"])}</div>' for f in heads) or "<p>No alerts.</p>"
-    )
-    findings += f"<h3>All {len(alerts)} alerts</h3>"
-    findings += "".join(f'<div class="alert">{_esc(f["text"])}</div>' for f in alerts) or "<p>No alerts.</p>"
-    findings += "<h3>Context</h3>" + "".join(f'<div class="info">{_esc(f["text"])}</div>' for f in infos)
+    context = "<ul>" + "".join(f"<li>{_esc(f['text'])}</li>" for f in infos) + "</ul>"
+    rule = metrics.get("region_rule") or {}
+    cfg = metrics["config"]
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cadenza cultural-bias audit</title>
 <style>{_CSS}</style>
-<script>window.addEventListener("error", function () {{
-  document.documentElement.setAttribute("data-js-error", "1"); }}, true);</script></head><body>
+<script>{ERROR_JS}</script></head><body>
 <h1>Cultural-bias audit of {_esc(metrics["source"]["csv"])}</h1>
-<p class=small>{metrics["clips"]} clips; {len(alerts)} alerts (Benjamini-Hochberg, alpha {metrics["config"]["alpha"]});
-region = region of origin of the musical tradition evidenced, never the performers.</p>
-<h2 id="findings">Findings</h2>{findings}
+<p class=small>{metrics["clips"]} clips; {len(alerts)} findings significant (Benjamini-Hochberg, alpha {cfg["alpha"]});
+region evidence rule: <b>{_esc(rule.get("rule", "both"))}</b>; minimum group size for any test:
+{cfg.get("min_group")} clips; region = region of origin of the musical tradition evidenced, never the performers.</p>
+<h2 id="findings">Findings: the ones that matter most, ranked</h2>{summary_section(metrics, pngs)}
+<h2 id="region-rule">The headline under both region-evidence rules</h2>{rule_section(metrics, pngs)}
+<h2 id="context">Context</h2>{context}
 <h2 id="plots">Plots</h2>{figs}
 <h2 id="coverage">Coverage</h2>{_coverage_section(metrics)}
 <h2 id="description">Description</h2>{_description_section(metrics)}
@@ -364,13 +348,9 @@ weights {w["min"]:.2f}-{w["max"]:.2f}, effective sample size {w["effective_sampl
 File: {_esc(w["file"] or "not written")}.</p>
 {_table(["group", "unweighted", "weighted"], wrows)}
 <h2 id="evidence">Why clips were counted (random examples)</h2>{_evidence_examples(assignments)}
+<h2 id="appendix-all">Appendix: every finding</h2>{appendix_section(metrics)}
 <h2 id="datasheet">Datasheet (after Gebru et al., "Datasheets for Datasets")</h2>{_datasheet(metrics)}
-<script>window.addEventListener("load", function () {{
-  var imgs = Array.from(document.images);
-  document.documentElement.setAttribute("data-images", String(imgs.length));
-  document.documentElement.setAttribute("data-images-ok", String(imgs.every(function (i) {{
-    return i.complete && i.naturalWidth > 0; }})));
-}});</script>
+<script>{SORT_JS}{IMAGES_CHECK_JS}</script>
 </body></html>
 """
 
@@ -383,10 +363,10 @@ def render_md(metrics: dict) -> str:
         "",
         f"{metrics['clips']} clips, {len(alerts)} alerts. Full report: report.html; figures: metrics.json.",
         "",
-        "## Headlines",
+        "## Summary (ranked)",
         "",
     ]
-    lines += [f"- {f['text']}" for f in metrics["findings"] if f.get("headline")] or ["- no alerts"]
+    lines += [f"{f['rank']}. {f['sentence']}" for f in metrics["findings"] if f.get("rank")] or ["- no alerts"]
     lines += ["", f"{len(alerts)} alerts in all: see report.html, or `findings` in metrics.json."]
     lines += ["", "## Context", ""] + [f"- {f['text']}" for f in infos]
     return "\n".join(lines) + "\n"

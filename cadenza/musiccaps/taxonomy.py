@@ -13,6 +13,7 @@ the longest phrase starting at a word wins, and a term is dropped when a negatio
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
@@ -29,6 +30,10 @@ from cadenza.musiccaps.schema import ClipRecord
 DEFAULT_TAXONOMY = Path(__file__).with_name("taxonomy.yaml")
 GROUPINGS = ("region", "genre", "instrument", "language", "vocal_gender")
 UNSPECIFIED = "unspecified"
+# Kinds of region evidence: "explicit" names a culture, country, language, instrument or tradition;
+# "origin" is a globalized genre mapped to where it began (rock -> North America and Europe).
+REGION_BASES = ("explicit", "origin")
+REGION_RULES = ("explicit", "origin", "both")  # which kinds of region evidence count
 ROLLUPS = ("global_north", "global_south", "mixed", UNSPECIFIED)
 _TOKEN = re.compile(r"\w+(?:&\w+)?")
 _NEXT_WORD = re.compile(r"[\s\-'\u2019]*(\w+(?:&\w+)?)")  # the next word of a phrase, over joinable gaps
@@ -56,6 +61,8 @@ class Evidence:
     via: str = ""  # for labels: the mapped ancestor class that decided, when not the label itself
     span: tuple[int, int] | None = None  # caption character offsets of `text`
     aspect: int = -1  # index into the aspect list
+    basis: str = ""  # region evidence only: "explicit" or "origin" (see REGION_BASES)
+    term: str = ""  # the taxonomy entry that decided: normalised lexicon term, or "label:<class name>"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"grouping": self.grouping, "group": self.group, "source": self.source, "text": self.text}
@@ -65,6 +72,8 @@ class Evidence:
             d["span"] = list(self.span)
         if self.aspect >= 0:
             d["aspect"] = self.aspect
+        if self.basis:
+            d["basis"] = self.basis
         return d
 
 
@@ -224,6 +233,8 @@ class Taxonomy:
     negations: tuple[str, ...]
     reference_share: dict[str, float]
     source: str = ""
+    origin_terms: frozenset[str] = frozenset()  # lexicon keys whose region evidence is genre-origin
+    origin_labels: frozenset[str] = frozenset()  # AudioSet class names whose region evidence is genre-origin
 
     @cached_property
     def _lexicon_matcher(self) -> PhraseMatcher:
@@ -291,14 +302,54 @@ class Taxonomy:
         self._label_cache = (ontology, out)
         return out
 
-    def assign(self, clip: ClipRecord, ontology: Ontology | None = None) -> Assignment:
+    @staticmethod
+    def _basis(grouping: str, origin: bool) -> str:
+        if grouping != "region":
+            return ""
+        return "origin" if origin else "explicit"
+
+    def rollup_of_regions(self, regions: Sequence[str]) -> str:
+        rollups = {self.rollup_of(r) for r in regions if r != UNSPECIFIED}
+        rollups.discard(UNSPECIFIED)
+        return UNSPECIFIED if not rollups else rollups.pop() if len(rollups) == 1 else "mixed"
+
+    def region_view(self, a: Assignment, rule: str) -> Assignment:
+        """The same clip as `assign(..., region_evidence=rule)` would see it, from an assignment made
+        with every kind of region evidence: only region groups, the roll-up and region-derived
+        descriptors change."""
+        if rule == "both":
+            return a
+        evidence = [e for e in a.evidence if e.grouping != "region" or e.basis == rule]
+        regions = sorted({e.group for e in evidence if e.grouping == "region"}) or [UNSPECIFIED]
+        hits = dict(a.descriptor_hits)
+        for name, d in self.descriptors.items():
+            if d.from_grouping == "region":
+                found = [e.text for e in evidence if e.grouping == "region" and e.source != "label"]
+                if found:
+                    hits[name] = found
+                else:
+                    hits.pop(name, None)
+        return dataclasses.replace(
+            a, groups={**a.groups, "region": regions}, rollup=self.rollup_of_regions(regions), evidence=evidence,
+            descriptor_hits=hits,
+        )
+
+    def assign(self, clip: ClipRecord, ontology: Ontology | None = None, region_evidence: str = "both") -> Assignment:
+        """Groups of one clip. `region_evidence` (one of REGION_RULES) says which kinds of region
+        evidence count; evidence of the other kind is dropped."""
+        if region_evidence not in REGION_RULES:
+            raise ValueError(f"region_evidence must be one of {', '.join(REGION_RULES)} (got {region_evidence!r})")
         evidence: list[Evidence] = []
         if ontology is not None:
             table = self._label_assignments(ontology)
             for mid in clip.audioset_labels:
                 name = ontology.name(mid)
                 for grouping, group, via in table.get(mid, ()):
-                    evidence.append(Evidence(grouping, group, "label", name, via="" if via == name else via))
+                    basis = self._basis(grouping, via in self.origin_labels)
+                    evidence.append(
+                        Evidence(grouping, group, "label", name, via="" if via == name else via, basis=basis,
+                                 term=f"label:{via}")
+                    )
         aspects_text = _ASPECT_SEP.join(clip.aspect_list)
         starts = [0]
         for a in clip.aspect_list[:-1]:
@@ -306,19 +357,26 @@ class Taxonomy:
         for m in self._lexicon_matcher.find(aspects_text):
             idx = bisect.bisect_right(starts, m.start) - 1
             for grouping, targets in self.lexicon[m.key].items():
-                evidence.extend(Evidence(grouping, g, "aspect", m.text, aspect=idx) for g in targets)
+                basis = self._basis(grouping, m.key in self.origin_terms)
+                evidence.extend(
+                    Evidence(grouping, g, "aspect", m.text, aspect=idx, basis=basis, term=m.key) for g in targets
+                )
         for m in self._lexicon_matcher.find(clip.caption):
             if m.key in self.aspect_only:
                 continue
             for grouping, targets in self.lexicon[m.key].items():
-                evidence.extend(Evidence(grouping, g, "caption", m.text, span=(m.start, m.end)) for g in targets)
+                basis = self._basis(grouping, m.key in self.origin_terms)
+                evidence.extend(
+                    Evidence(grouping, g, "caption", m.text, span=(m.start, m.end), basis=basis, term=m.key)
+                    for g in targets
+                )
+        if region_evidence != "both":
+            evidence = [e for e in evidence if e.grouping != "region" or e.basis == region_evidence]
         groups: dict[str, list[str]] = {}
         for grouping in GROUPINGS:
             found = sorted({e.group for e in evidence if e.grouping == grouping})
             groups[grouping] = found or [UNSPECIFIED]
-        rollups = {self.rollup_of(r) for r in groups["region"] if r != UNSPECIFIED}
-        rollups.discard(UNSPECIFIED)
-        rollup = UNSPECIFIED if not rollups else rollups.pop() if len(rollups) == 1 else "mixed"
+        rollup = self.rollup_of_regions(groups["region"])
         hits: dict[str, list[str]] = {}
         matcher, family = self._descriptor_matcher
         for text in (aspects_text, clip.caption):
@@ -339,8 +397,10 @@ class Taxonomy:
             aspect_count=len(clip.aspect_list),
         )
 
-    def assign_all(self, clips: list[ClipRecord], ontology: Ontology | None = None) -> list[Assignment]:
-        return [self.assign(c, ontology) for c in clips]
+    def assign_all(
+        self, clips: list[ClipRecord], ontology: Ontology | None = None, region_evidence: str = "both"
+    ) -> list[Assignment]:
+        return [self.assign(c, ontology, region_evidence) for c in clips]
 
 
 def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
@@ -349,6 +409,16 @@ def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise TaxonomyError(f"{where}: expected a group name or a list of them, got {value!r}")
+
+
+def _is_origin(entry: dict[str, Any], where: str) -> bool:
+    """Whether an entry's region evidence is genre-origin (`region_evidence: origin`); default explicit."""
+    basis = entry.get("region_evidence", "explicit")
+    if basis not in REGION_BASES:
+        raise TaxonomyError(f"{where}: region_evidence must be one of {', '.join(REGION_BASES)} (got {basis!r})")
+    if "region_evidence" in entry and "region" not in entry:
+        raise TaxonomyError(f"{where}: region_evidence given but the entry maps to no region")
+    return basis == "origin"
 
 
 def _targets(entry: dict[str, Any], groupings: dict[str, Any], where: str) -> dict[str, tuple[str, ...]]:
@@ -385,6 +455,12 @@ def parse_taxonomy(data: dict[str, Any], source: str = "<taxonomy>") -> Taxonomy
         str(name): _targets(entry, groupings, f"{source}: labels: {name}")
         for name, entry in (data.get("labels") or {}).items()
     }
+    origin_labels = frozenset(
+        str(name)
+        for name, entry in (data.get("labels") or {}).items()
+        if _is_origin(entry, f"{source}: labels: {name}")
+    )
+    origin_terms: set[str] = set()
     lexicon: dict[str, dict[str, tuple[str, ...]]] = {}
     aspect_only: set[str] = set()
     terms_written: list[str] = []
@@ -399,6 +475,8 @@ def parse_taxonomy(data: dict[str, Any], source: str = "<taxonomy>") -> Taxonomy
                 raise TaxonomyError(f"{where}: term {term!r} already maps to {lexicon[key]}")
             lexicon[key] = targets
             terms_written.append(str(term))
+            if _is_origin(entry, where):
+                origin_terms.add(key)
             if entry.get("where") == "aspect":
                 aspect_only.add(key)
     descriptors: dict[str, Descriptor] = {}
@@ -428,6 +506,8 @@ def parse_taxonomy(data: dict[str, Any], source: str = "<taxonomy>") -> Taxonomy
         negations=tuple(str(n) for n in data.get("negation", ())),
         reference_share={k: float(v) for k, v in ((data.get("rollup") or {}).get("reference_share") or {}).items()},
         source=source,
+        origin_terms=frozenset(origin_terms),
+        origin_labels=origin_labels,
     )
 
 

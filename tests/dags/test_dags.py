@@ -135,7 +135,8 @@ def test_musiccaps_ingest_structure(repo_bag):
 def test_train_evaluate_structure(repo_bag):
     dag = repo_bag.dags["train_evaluate"]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"split_tokens", "train", "sample", "evaluate"}
+    assert set(tasks) == {"split_tokens", "train", "sample", "evaluate", "report"}
+    assert tasks["report"].upstream_task_ids == {"evaluate"}
     assert tasks["train"].upstream_task_ids == {"split_tokens"}
     assert tasks["sample"].upstream_task_ids == {"train"}
     assert tasks["evaluate"].upstream_task_ids == {"split_tokens", "train", "sample"}
@@ -216,3 +217,4 @@ def test_both_dags_end_to_end_on_demo_data(airflow_home, tmp_path):
     assert y["train"]["steps"] == 3
     assert Path(y["sample"]["index"]).is_file()
     assert Path(y["evaluate"]["report_html"]).is_file() and y["evaluate"]["by_group"] is True
+    assert Path(y["report"]["report_html"]).is_file() and y["report"]["links"]["nll_acoustic"] == "ok"

@@ -20,8 +20,12 @@ def test_run_demo_end_to_end(tmp_path):
     assert first["ingest"]["clips_written"] == 7 and first["ingest"]["failures_by_category"]
     assert first["tokenize"]["random_weights"] is True
     for path in (first["ingest"]["manifest"], first["tokenize"]["manifest"], first["audit"]["report_html"],
-                 first["evaluate"]["report_html"], first["sample"]["index"]):
+                 first["evaluate"]["report_html"], first["sample"]["index"], first["report"]["report_html"]):
         assert Path(path).is_file(), path
+    # the chain page: dataset share, survival (the demo plants download failures) and the model's NLL ran
+    links = first["report"]["links"]
+    assert links["share"] == links["survival"] == links["nll_acoustic"] == "ok", links
+    assert links["codec"].startswith("not run")
     second = run_demo(tmp_path, n_clips=7, max_steps=3, num_samples=2, sample_seconds=2.0)
     assert second["dataset"]["reused"] is True
     assert second["ingest"]["clips_written"] == first["ingest"]["clips_written"]

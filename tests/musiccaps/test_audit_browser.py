@@ -82,3 +82,41 @@ def test_screenshot_shows_the_plots(report):
     bar_pixels = int((np.abs(pixels - target).sum(axis=2) < 12).sum())
     # measured: ~37000 such pixels with the plots, ~2000 without them (the info boxes' borders)
     assert bar_pixels > 8000, bar_pixels
+
+
+def test_audit_report_summary_and_sortable_appendix(report):
+    tmp, html = report
+    proc = _chromium(tmp, "--dump-dom", html.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    assert 'id="findings"' in dom and dom.count('class="finding"') >= 1
+    assert dom.count("<svg") >= dom.count('class="finding"')  # one picture per ranked finding
+    assert 'id="appendix"' in dom and 'class="sortable"' in dom
+    assert "data-js-error" not in re.search(r"<html[^>]*>", dom).group(0)
+
+
+@pytest.fixture(scope="module")
+def chain_page(report, tmp_path_factory):
+    from cadenza.musiccaps.chain_report import write_chain_report
+
+    tmp, html = report
+    out = tmp_path_factory.mktemp("chain")
+    write_chain_report(str(html.parent), str(out))
+    return out / "chain.html"
+
+
+def test_chain_page_renders_with_its_plots(chain_page):
+    tmp = chain_page.parent
+    proc = _chromium(tmp, "--dump-dom", chain_page.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tag = re.search(r"<html[^>]*>", proc.stdout).group(0)
+    assert int(re.search(r'data-images="(\d+)"', tag).group(1)) == 3
+    assert 'data-images-ok="true"' in tag and "data-js-error" not in tag
+    assert "not run" in proc.stdout and "Download survival" in proc.stdout
+    shot = tmp / "chain-shot.png"
+    proc = _chromium(tmp, "--hide-scrollbars", "--window-size=1000,2500", f"--screenshot={shot}", chain_page.as_uri())
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    target = np.array([int(NORTH[i : i + 2], 16) for i in (1, 3, 5)])
+    # the chain's dots are drawn in the plots' blue: only rendered plots give many such pixels
+    assert int((np.abs(pixels - target).sum(axis=2) < 12).sum()) > 300

@@ -47,6 +47,26 @@ def test_cli_audit_writes_every_output(tmp_path):
     weights = load_weights(tmp_path / "w.parquet")
     assert len(weights) == 400 and max(weights.values()) <= 3.0
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    assert "the 5 that matter most" in result.output or "that matter most:" in result.output
+    assert "1. " in result.output and "(region evidence: both)" in result.output
+
+
+def test_cli_region_rule_and_min_group_size(tmp_path):
+    data = write_dataset(tmp_path, planted=True, n=300)
+    out = tmp_path / "audit"
+    args = ["audit", "--csv", str(data["csv"]), "--out", str(out), "--taxonomy", str(data["taxonomy"]), "--no-plots"]
+    result = runner.invoke(app, [*args, "--region-evidence", "explicit", "--min-group-size", "400"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["region_evidence"] == "explicit" and metrics["region_rule"]["rule"] == "explicit"
+    assert metrics["config"]["min_group"] == 400
+    assert metrics["description"]["tests"] == []  # no group of 300 clips reaches 400: nothing is tested
+    assert not any("p" in e for p in metrics["annotators"]["profiles"] for e in p["descriptors"].values())
+    assert [f for f in metrics["findings"] if f["kind"] == "annotator_habit"] == []
+    html = (out / "report.html").read_text()
+    assert "--region-evidence explicit" in html and "minimum group size for any test:\n400" in html
+    bad = runner.invoke(app, [*args, "--region-evidence", "vibes"])
+    assert bad.exit_code == 2 and "--region-evidence" in bad.output
 
 
 def test_cli_refuses_two_survival_sources_and_reports_missing_files(tmp_path):

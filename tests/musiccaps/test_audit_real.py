@@ -84,3 +84,32 @@ def test_evidence_is_what_the_caption_says(real_audit, musiccaps_csv, ontology_j
                 assert ev["text"] in {onto.name(m) for m in clip.audioset_labels}
     first = next(r for r in records if r["ytid"] == "-0Gj8-vB1q4")  # "low quality ... soft female vocal"
     assert first["groups"]["vocal_gender"] == ["female"] and "audio_quality" in first["descriptors"]
+
+
+def test_acceptance_on_the_real_csv(real_audit):
+    metrics, out = real_audit
+    ranked = sorted((f for f in metrics["findings"] if f.get("rank")), key=lambda f: f["rank"])
+    assert 5 <= len(ranked) <= 10
+    # the annotator-4 "low quality" habit is among the findings that matter most
+    assert any(
+        f["kind"] == "annotator_habit" and f["author_id"] == 4 and f["numbers"]["descriptor"] == "audio_quality"
+        for f in ranked
+    )
+    # the headline gives both region rules with CIs, and they differ: the rule matters
+    rule = metrics["region_rule"]
+    heads = {r: rule["rules"][r]["headline"] for r in ("explicit", "both")}
+    assert heads["both"]["specified"] == metrics["rollup"]["specified"] > heads["explicit"]["specified"] > 500
+    assert heads["explicit"]["ci"][0] > heads["both"]["ci"][1]  # explicit-only evidence is far more Global South
+    assert rule["moving_terms"][0]["family"] == "rock" and rule["moving_terms"][0]["delta_added_alone"] < -0.1
+    gs = next(f for f in ranked if f["kind"] == "global_south_share")
+    assert "explicit evidence only" in gs["sentence"]
+    # no coverage alert on a grouping whose evidence covers under 30% of clips (language)
+    stated = {g: metrics["coverage"][g]["specified"] / metrics["clips"] for g in GROUPINGS}
+    assert stated["language"] < 0.3
+    for f in metrics["findings"]:
+        if f.get("grouping") in stated and stated[f["grouping"]] < 0.3:
+            assert f["severity"] == "info" and f["kind"] == "rarely_stated", f["text"]
+    html = (out / "report.html").read_text()
+    assert html.count('class="finding"') == len(ranked) and html.count("<svg") >= len(ranked)
+    assert 'id="appendix"' in html and 'class="sortable"' in html and "forest.png" in html
+    assert html.count('<div class="alert">') == 0  # no wall of alert boxes

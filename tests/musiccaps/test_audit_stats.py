@@ -160,3 +160,30 @@ def test_association_matrix_is_consistent():
     t = next(t for t in res["tests"] if t["group"] == "latin_america" and t["descriptor"] == "audio_quality")
     c = t["crude"]
     assert c["a"] + c["b"] + c["c"] + c["d"] == 200 and c["a"] + c["b"] == 100 and c["c"] == 0
+
+
+def test_weights_balance_annotators_within_the_cap():
+    from collections import Counter
+
+    from cadenza.musiccaps.weights import annotator_shares, flatten_weights, weighted_shares
+
+    tx = load_taxonomy()
+    # annotator 0 writes most clips and most of them about salsa: groups and annotators are entangled
+    caps = ["A salsa tune."] * 60 + ["A jazz tune."] * 20 + ["A bhangra tune."] * 20 + ["A calm tune."] * 10
+    authors = [0] * 40 + [1] * 20 + [0] * 15 + [2] * 5 + [3] * 20 + [0] * 5 + [1] * 5
+    assignments = tx.assign_all([_clip(i, c, author=a) for i, (c, a) in enumerate(zip(caps, authors, strict=True))])
+    assert Counter(authors) == {0: 60, 1: 25, 3: 20, 2: 5}
+    plain = flatten_weights(assignments, "region", cap=10.0)
+    both = flatten_weights(assignments, "region", cap=10.0, balance_annotators=True)
+    assert max(both) <= 10.0 + 1e-9 and abs(sum(both) - len(both)) < 1e-6
+    before = annotator_shares(assignments, [1.0] * len(assignments))
+    after_plain, after_both = annotator_shares(assignments, plain), annotator_shares(assignments, both)
+    assert before["0"] > 0.5 and after_plain["0"] > 0.4  # flattening regions alone leaves annotator 0 dominant
+    assert all(abs(v - 0.25) < 0.02 for v in after_both.values()), after_both
+    shares = weighted_shares(assignments, "region", both)
+    specified = {g: v for g, v in shares.items() if g != "unspecified"}
+    assert max(specified.values()) / min(specified.values()) < 1.2, specified  # groups stay flat too
+    tight = flatten_weights(assignments, "region", cap=2.0, balance_annotators=True)
+    assert max(tight) <= 2.0 + 1e-9 and abs(sum(tight) - len(tight)) < 1e-6
+    # the cap binds: annotator 2's 5 clips cannot reach a quarter of the mass, but get as close as it allows
+    assert annotator_shares(assignments, tight)["2"] == pytest.approx(2.0 * 5 / len(tight))

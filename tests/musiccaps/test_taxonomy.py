@@ -167,3 +167,42 @@ def test_phrase_matcher_spans():
     m = PhraseMatcher(["drum and bass", "bass"], ["no"])
     found = m.find("Drum-and-bass with a bass line, no bass.")
     assert [(x.key, x.text) for x in found] == [("drumandbass", "Drum-and-bass"), ("bass", "bass")]
+
+
+def test_region_evidence_is_explicit_or_genre_origin(tx):
+    rock = clip("A heavy metal song with a distorted guitar.")
+    both = tx.assign(rock)
+    assert set(both.groups["region"]) == {"north_america", "europe"} and both.rollup == "global_north"
+    assert {e.basis for e in both.evidence if e.grouping == "region"} == {"origin"}
+    explicit = tx.assign(rock, region_evidence="explicit")
+    assert explicit.groups["region"] == ["unspecified"] and explicit.rollup == "unspecified"
+    assert explicit.groups["genre"] == ["rock"]  # only region evidence depends on the rule
+    mixed = clip("A rock band with a sitar and a tabla, techno beat.")
+    views = {r: tx.assign(mixed, region_evidence=r) for r in ("explicit", "origin", "both")}
+    assert views["explicit"].groups["region"] == ["south_asia"] and views["explicit"].rollup == "global_south"
+    assert set(views["origin"].groups["region"]) == {"north_america", "europe"}
+    assert views["both"].rollup == "mixed"
+    for rule, view in views.items():  # a view derived from the all-evidence assignment is the same
+        derived = tx.region_view(views["both"], rule)
+        assert (derived.groups, derived.rollup, derived.evidence) == (view.groups, view.rollup, view.evidence), rule
+    # named places and traditions stay explicit, whatever genre they come with
+    for text in ("chicago blues", "K-pop", "salsa", "Brazilian rock"):
+        assert tx.assign(clip(f"A {text} song."), region_evidence="explicit").rollup != "unspecified", text
+    assert tx.assign(clip("x"), region_evidence="explicit").to_dict()["evidence"] == []
+
+
+def test_region_evidence_basis_is_validated():
+    base = {
+        "groupings": {
+            "region": {"groups": {"x": {"label": "X", "rollup": "global_north"}}},
+            **{g: {"groups": {}} for g in GROUPINGS if g != "region"},
+        }
+    }
+    with pytest.raises(TaxonomyError, match="region_evidence must be one of"):
+        parse_taxonomy({**base, "lexicon": [{"terms": ["foo"], "region": "x", "region_evidence": "guess"}]})
+    with pytest.raises(TaxonomyError, match="maps to no region"):
+        parse_taxonomy({**base, "lexicon": [{"terms": ["foo"], "genre": [], "region_evidence": "origin"}]})
+    tx = parse_taxonomy({**base, "lexicon": [{"terms": ["foo"], "region": "x", "region_evidence": "origin"}]})
+    assert tx.origin_terms == {"foo"}
+    with pytest.raises(ValueError, match="region_evidence must be one of"):
+        tx.assign(clip("foo"), region_evidence="guess")
