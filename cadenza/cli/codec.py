@@ -61,8 +61,9 @@ def train_cmd(
     typer.echo(f"codec -> {out} ({record['preset']}, {record['num_codebooks']} codebooks at {record['bandwidth']} "
                f"kbps, {record['steps']} steps)")
     if held:
-        typer.echo(f"held-out log-mel L1 {held['log_mel_l1']:.3f} (random-init codec: {base.get('log_mel_l1', 0):.3f}), "
-                   f"SI-SNR {held['si_snr']:.1f} dB; use it: cadenza tokenize --codec-weights {out} ...")
+        typer.echo(f"held-out log-mel L1 {held['log_mel_l1']:.3f} "
+                   f"(random-init codec: {base.get('log_mel_l1', 0):.3f}), SI-SNR {held['si_snr']:.1f} dB; "
+                   f"use it: cadenza tokenize --codec-weights {out} ...")
 
 
 @codec_app.command("eval")
@@ -87,10 +88,11 @@ def eval_cmd(
         typer.echo(json.dumps(metrics, indent=2))
         return
     o = metrics["overall"]
-    typer.echo(f"{metrics['clips']} clips: log-mel L1 {o['log_mel_l1']['mean']:.3f}, SI-SNR {o['si_snr']['mean']:.1f} dB, "
-               f"{metrics['bitrate_kbps']:.2f} kbps -> {out}/report.html")
+    typer.echo(f"{metrics['clips']} clips: log-mel L1 {o['log_mel_l1']['mean']:.3f}, "
+               f"SI-SNR {o['si_snr']['mean']:.1f} dB, {metrics['bitrate_kbps']:.2f} kbps -> {out}/report.html")
     for f in metrics.get("flagged", []):
-        typer.echo(f"worse than the rest: {f['grouping']}={f['group']} (log-mel L1 {f['log_mel_l1']:.3f}, q={f['q']:.3g})")
+        typer.echo(f"worse than the rest: {f['grouping']}={f['group']} "
+                   f"(log-mel L1 {f['log_mel_l1']:.3f}, q={f['q']:.3g})")
 
 
 def register(app: typer.Typer) -> None:

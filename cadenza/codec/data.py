@@ -52,7 +52,8 @@ def shards_fingerprint(paths: list[str]) -> str:
     for path in paths:
         fs, local = shards._fs(path)
         stats = shards.stats_path(path)
-        parts += [os.path.basename(path), int(fs.size(local)), shards.read_json(stats) if shards.exists(stats) else None]
+        marker = shards.read_json(stats) if shards.exists(stats) else None
+        parts += [os.path.basename(path), int(fs.size(local)), marker]
     return fingerprint_parts("audio-shards", *parts)
 
 

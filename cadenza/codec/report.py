@@ -95,8 +95,8 @@ def write_codec_report(out: Path, metrics: dict[str, Any]) -> list[str]:
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}} td,th{{border:1px solid #ccc;padding:3px 6px}}
 table{{border-collapse:collapse;margin:8px 0}}</style></head><body>
 <h1>Codec evaluation</h1>{banner}
-<p>Codec <code>{html.escape(str(codec.get('dir')))}</code> ({html.escape(str(codec.get('name')))}, {codec.get('num_codebooks')}
-codebooks of {codec.get('vocab_size')}, {_fmt(metrics['bitrate_kbps'])} kbps nominal,
+<p>Codec <code>{html.escape(str(codec.get('dir')))}</code> ({html.escape(str(codec.get('name')))},
+{codec.get('num_codebooks')} codebooks of {codec.get('vocab_size')}, {_fmt(metrics['bitrate_kbps'])} kbps nominal,
 {_fmt(overall['codebooks']['entropy_kbps'])} kbps entropy-coded) on {metrics['clips']} clips of
 <code>{html.escape(str(metrics['shards']))}</code>.</p>
 <table><tr><th>metric</th><th>mean [95% CI]</th></tr>

@@ -201,7 +201,8 @@ def train_codec(config: CodecTrainConfig) -> dict[str, Any]:
     fingerprint = shards_fingerprint(train_paths)
 
     model = _trainable_model(cfg)
-    data_dependent_init(model, torch.from_numpy(segment_batch(train, 16, int(sample_rate), cfg.seed, INIT_BATCH))[:, None])
+    init_batch = segment_batch(train, 16, int(sample_rate), cfg.seed, INIT_BATCH)
+    data_dependent_init(model, torch.from_numpy(init_batch)[:, None])
     num_q = _num_quantizers(model, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=settings["lr"], betas=(0.5, 0.9), weight_decay=0.0)
     run.mkdir(parents=True, exist_ok=True)

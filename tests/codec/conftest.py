@@ -48,7 +48,8 @@ def codec_audio_dir(tmp_path_factory) -> str:
     return write_audio_dir(tmp_path_factory.mktemp("codec-audio"), [clips[i:i + 4] for i in range(0, 16, 4)])
 
 
-TEST_STEPS = dict(steps=160, batch_size=4, segment_seconds=0.5, val_every=80, ckpt_every=80, max_val_clips=4)
+# enough steps for the decoder to listen to its codes (at ~150 steps two clips still decode alike)
+TEST_STEPS = dict(steps=300, batch_size=8, segment_seconds=0.5, val_every=150, ckpt_every=150, max_val_clips=4)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ def _two_clips(sample_rate: int) -> list[np.ndarray]:
     return [librosa.resample(a, orig_sr=SR, target_sr=sample_rate) for _, a, _ in clips]
 
 
+@pytest.mark.slow
 def test_trained_codec_beats_random_init_on_heldout(trained_codec):
     _, record = trained_codec
     held, base = record["heldout"], record["random_init_baseline"]
@@ -31,6 +32,7 @@ def test_trained_codec_beats_random_init_on_heldout(trained_codec):
     assert held["stft_distance"] < base["stft_distance"]
 
 
+@pytest.mark.slow
 def test_trained_codec_decodes_different_clips_differently(trained_codec):
     """Regression: the random-init decoder ignores its codes (every clip decodes to the same waveform)."""
     codec_dir, record = trained_codec
@@ -51,6 +53,7 @@ def test_trained_codec_decodes_different_clips_differently(trained_codec):
     assert np.corrcoef(ra[:n], rb[:n])[0, 1] > 0.9
 
 
+@pytest.mark.slow
 def test_codebooks_live_in_encodec_quantizer(trained_codec):
     """The trained codebooks are EncodecModel's own buffers: encode with transformers directly gives the
     tokenizer's codes."""
@@ -67,6 +70,7 @@ def test_codebooks_live_in_encodec_quantizer(trained_codec):
     assert min(used) > 4, used  # every level uses many codes, not one
 
 
+@pytest.mark.slow
 def test_finished_run_is_reused_and_other_settings_refused(trained_codec, codec_audio_dir):
     codec_dir, record = trained_codec
     again = train_codec(CodecTrainConfig(shards=codec_audio_dir, out=codec_dir, preset="demo", resume=True,
