@@ -29,6 +29,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "cadenza.cli.musiccaps",
     "cadenza.cli.ingest",
+    "cadenza.cli.codec",
     "cadenza.cli.tokenize",
     "cadenza.cli.index",
     "cadenza.cli.audit",
