@@ -93,7 +93,9 @@ def train_evaluate():
 
         dirs = o.stage_dirs(params["out_dir"])
         audit_dir = Path(params["audit_dir"] or dirs["audit"]).expanduser()
-        return o.report(str(audit_dir), dirs["report"], eval_dir=evaluation["dir"])
+        # musiccaps_ingest's codec evaluation, when it ran (a trained or given codec)
+        codec_eval = dirs["codec_eval"] if Path(dirs["codec_eval"], "metrics.json").is_file() else None
+        return o.report(str(audit_dir), dirs["report"], eval_dir=evaluation["dir"], codec_eval_dir=codec_eval)
 
     split = split_tokens()
     run = train(split)

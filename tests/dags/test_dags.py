@@ -116,10 +116,12 @@ def test_dag_files_import_without_errors(repo_bag):
 def test_musiccaps_ingest_structure(repo_bag):
     dag = repo_bag.dags["musiccaps_ingest"]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"fetch_metadata", "ingest", "tokenize", "audit"}
+    assert set(tasks) == {"fetch_metadata", "ingest", "codec_train", "tokenize", "audit", "codec_eval"}
     assert tasks["ingest"].upstream_task_ids == {"fetch_metadata"}
-    assert tasks["tokenize"].upstream_task_ids == {"ingest"}
+    assert tasks["codec_train"].upstream_task_ids == {"ingest"}
+    assert tasks["tokenize"].upstream_task_ids == {"ingest", "codec_train"}
     assert "tokenize" in tasks["audit"].upstream_task_ids
+    assert {"codec_train", "audit"} <= tasks["codec_eval"].upstream_task_ids
     for name in ("fetch_metadata", "ingest"):  # network-facing: retried with exponential backoff
         t = tasks[name]
         assert t.retries == 3 and t.retry_exponential_backoff == 2.0
@@ -127,7 +129,7 @@ def test_musiccaps_ingest_structure(repo_bag):
     assert tasks["tokenize"].retries == 0
     params = dag.params.dump()
     assert {"csv", "ontology", "out_dir", "url_template", "runner", "beam_options", "shard_size", "sample_rate",
-            "limit", "acoustic", "random_init", "text"} <= set(params)
+            "limit", "acoustic", "random_init", "text", "train_codec", "codec_preset", "codec_weights"} <= set(params)
     assert params["runner"] == "DirectRunner" and params["url_template"].endswith("{ytid}")
     assert "cadenza" in dag.tags and dag.max_active_runs == 1
 
@@ -172,8 +174,8 @@ def test_a_failing_stage_fails_the_run_with_a_clear_message(airflow_home, tmp_pa
     dag.get_task("fetch_metadata").retries = 0  # do not wait out the backoff in a test
     run = dag.test(run_conf={"csv": str(tmp_path / "missing.csv"), "out_dir": str(tmp_path / "out")})
     assert str(run.state) in ("failed", "DagRunState.FAILED")
-    assert _states(run) == {"fetch_metadata": "failed", "ingest": "upstream_failed",
-                            "tokenize": "upstream_failed", "audit": "upstream_failed"}
+    assert _states(run) == {"fetch_metadata": "failed", "ingest": "upstream_failed", "codec_train": "upstream_failed",
+                            "tokenize": "upstream_failed", "audit": "upstream_failed", "codec_eval": "upstream_failed"}
     out, err = capfd.readouterr()
     assert "stage 'fetch_metadata' failed: SourceError" in out + err and "missing.csv" in out + err
 
@@ -197,19 +199,20 @@ def test_both_dags_end_to_end_on_demo_data(airflow_home, tmp_path):
     with mediaserver.MediaServer(ds.media_dir) as server:
         ingest_run = bag.dags["musiccaps_ingest"].test(run_conf={
             "csv": str(ds.csv_path), "ontology": str(ds.ontology_path), "out_dir": str(out),
-            "url_template": server.url_template(ds.audio_format), "shard_size": 4, "random_init": True, "clusters": 32,
-            "beam_options": ["--direct_num_workers=1"],
+            "url_template": server.url_template(ds.audio_format), "shard_size": 4, "clusters": 32,
+            "train_codec": True, "codec_preset": "demo", "codec_steps": 10, "beam_options": ["--direct_num_workers=1"],
         })
     assert str(ingest_run.state) in ("success", "DagRunState.SUCCESS"), _states(ingest_run)
     x = _xcoms(ingest_run)
     assert x["fetch_metadata"]["valid"] == 8 and x["fetch_metadata"]["rejected"] == 2
     assert x["ingest"]["clips_written"] == 7  # the planted missing-media row failed at fetch
     assert sum(x["ingest"]["failures_by_category"].values()) >= 1
-    assert Path(x["tokenize"]["manifest"]).is_file() and x["tokenize"]["random_weights"] is True
-    assert Path(x["audit"]["report_html"]).is_file()
+    assert Path(x["tokenize"]["manifest"]).is_file() and x["tokenize"]["random_weights"] is False
+    assert x["codec_train"]["steps"] == 10 and Path(x["codec_train"]["record"]).is_file()
+    assert Path(x["audit"]["report_html"]).is_file() and Path(x["codec_eval"]["metrics"]).is_file()
 
     train_run = bag.dags["train_evaluate"].test(run_conf={
-        "out_dir": str(out), "max_steps": 3, "num_samples": 2, "random_init": True, "seconds": 1.0,
+        "out_dir": str(out), "max_steps": 3, "num_samples": 2, "seconds": 1.0,
         "prompts": ["a house track"]})
     assert str(train_run.state) in ("success", "DagRunState.SUCCESS"), _states(train_run)
     y = _xcoms(train_run)

@@ -15,21 +15,25 @@ def test_run_demo_end_to_end(tmp_path):
     import torch
 
     torch.set_num_threads(2)
-    first = run_demo(tmp_path, n_clips=7, max_steps=3, num_samples=2, sample_seconds=2.0)
+    first = run_demo(tmp_path, n_clips=7, max_steps=3, num_samples=2, sample_seconds=2.0, codec_steps=20)
     assert first["fetch_metadata"]["rejected"] == 2
     assert first["ingest"]["clips_written"] == 7 and first["ingest"]["failures_by_category"]
-    assert first["tokenize"]["random_weights"] is True
+    # the demo's codec is trained on its own audio, not random: tokens, samples and evaluation say so
+    assert first["codec_train"]["random_weights"] is False and first["tokenize"]["random_weights"] is False
+    assert first["codec_train"]["heldout_log_mel_l1"] < first["codec_train"]["random_init_log_mel_l1"]
+    assert first["codec_eval"]["clips"] == 7
     for path in (first["ingest"]["manifest"], first["tokenize"]["manifest"], first["audit"]["report_html"],
                  first["evaluate"]["report_html"], first["sample"]["index"], first["report"]["report_html"]):
         assert Path(path).is_file(), path
     # the chain page: dataset share, survival (the demo plants download failures) and the model's NLL ran
     links = first["report"]["links"]
     assert links["share"] == links["survival"] == links["nll_acoustic"] == "ok", links
-    assert links["codec"].startswith("not run")
-    second = run_demo(tmp_path, n_clips=7, max_steps=3, num_samples=2, sample_seconds=2.0)
+    assert links["codec_log_mel_l1"] == "ok", links
+    second = run_demo(tmp_path, n_clips=7, max_steps=3, num_samples=2, sample_seconds=2.0, codec_steps=20)
     assert second["dataset"]["reused"] is True
     assert second["ingest"]["clips_written"] == first["ingest"]["clips_written"]
     assert second["train"]["steps"] == first["train"]["steps"] == 3  # resumed at the end: nothing retrained
+    assert second["codec_train"] == first["codec_train"]  # the finished codec is reused
 
 
 def test_check_served_over_loopback(tmp_path):
