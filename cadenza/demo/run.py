@@ -92,6 +92,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
                     codec_steps)
     dirs = orch.stage_dirs(plan.out_dir)
     results: dict[str, Any] = {}
+    clock = StageClock()
 
     with contextlib.ExitStack() as stack:
         if plan.offline:
@@ -102,6 +103,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
             results["dataset"] = {"csv": str(ds.csv_path), "media": str(ds.media_dir), "clips": len(ds.clips),
                                   "planted_failures": [f"{p.kind} ({p.ytid})" for p in ds.planted],
                                   "reused": ds.reused}
+            clock.lap("dataset")
             csv_spec, ontology = str(ds.csv_path), str(ds.ontology_path)
         else:
             csv_spec, ontology = str(csv), orch.DEFAULT_ONTOLOGY
@@ -122,39 +124,67 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
         beam = orch.beam_args("DirectRunner", DEMO_BEAM_OPTIONS)
         with console.status("fetch_metadata"):
             results["fetch_metadata"] = orch.fetch_metadata(csv_spec, dirs["metadata"])
+            clock.lap("fetch_metadata")
         console.rule("ingest")
         results["ingest"] = orch.ingest(csv_spec, dirs["audio"], url_template=url_template,
                                         shard_size=_shard_size(plan), limit=limit, ontology=ontology, beam=beam)
+        clock.lap("ingest")
     # the media server is no longer needed once the audio shards exist
     codec_weights = None
     if plan.offline:  # no model hub: the codec is one trained here, on the demo's own audio
         console.rule("codec train")
         results["codec_train"] = orch.codec_train(dirs["audio"], dirs["codec"], preset=DEMO_CODEC_PRESET,
                                                   steps=plan.codec_steps, holdout_shards=1, seed=seed)
+        clock.lap("codec_train")
         codec_weights = dirs["codec"]
     console.rule("tokenize")
     results["tokenize"] = orch.tokenize(dirs["audio"], dirs["tokens"], codec_weights=codec_weights,
                                         clusters=DEMO_SEMANTIC_CLUSTERS, beam=beam)
+    clock.lap("tokenize")
     console.rule("audit")
     weights = f"{dirs['audit']}/weights.json"
     results["audit"] = orch.audit(csv_spec, dirs["audit"], ontology=ontology,
                                   audio_dir=dirs["audio"], weights_out=weights)
+    clock.lap("audit")
     if plan.offline:
         results["codec_eval"] = orch.codec_eval(dirs["codec"], dirs["audio"], dirs["codec_eval"],
                                                 audit_dir=dirs["audit"])
+        clock.lap("codec_eval")
     console.rule("train")
     results["split"] = orch.split_tokens(dirs["tokens"], dirs["split"], heldout_shards=1)
+    clock.lap("split")
     results["train"] = orch.train(results["split"]["train"], dirs["run"], preset="tiny", steps=max_steps,
                                   weights=weights, seed=seed)
+    clock.lap("train")
     console.rule("sample / evaluate")
     results["sample"] = orch.sample(dirs["run"], dirs["samples"], prompts=DEMO_PROMPTS[:num_samples], seed=seed,
                                     seconds=sample_seconds)
+    clock.lap("sample")
     results["evaluate"] = orch.evaluate(dirs["run"], results["split"]["heldout"], dirs["eval"],
                                         audit_dir=dirs["audit"], num_samples=num_samples)
+    clock.lap("evaluate")
     results["report"] = orch.report(dirs["audit"], dirs["report"], eval_dir=dirs["eval"],
                                     codec_eval_dir=results.get("codec_eval", {}).get("dir"))
+    clock.lap("report")
+    results["seconds_by_stage"] = clock.seconds
     print_summary(console, results)
     return results
+
+
+class StageClock:
+    """Wall seconds per stage: each lap is the time since the previous one."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = self._now()
+        self.seconds[stage] = round(now - self._last, 1)
+        self._last = now
 
 
 def _shard_size(plan: DemoPlan) -> int:
@@ -211,6 +241,9 @@ def print_summary(console: Any, results: dict[str, Any]) -> None:
         if where:
             table.add_row(what, str(where), counts)
     console.print(table)
+    if seconds := results.get("seconds_by_stage"):
+        console.print("time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+                      + f"; total {sum(seconds.values()):.0f} s")
 
 
 def _codec_counts(result: dict[str, Any] | None) -> str:
