@@ -173,9 +173,9 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
         rejects = [r for r in rejects if r.row <= config.limit]
         rows_in = len(clips) + len(rejects)
     out = config.out.rstrip("/")
+    names = _label_names(clips, config.ontology)
     shards.makedirs(shards.join(out, "shards"))
     shards.makedirs(shards.join(out, "failures"))
-    names = _label_names(clips, config.ontology)
     planned, tasks = plan_tasks(
         clips, names, out=out, prefix=config.prefix, shard_size=config.shard_size,
         sample_rate=config.sample_rate, source_url_template=config.source_url_template,
@@ -219,17 +219,23 @@ def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: 
     written = failed = 0
     seconds = 0.0
     complete: list[str] = []
+    empty: list[str] = []  # ended with every row failed: stats and failures, no tar
     for name in planned:
         tar, _ = shard_paths(out, name)
-        if not shards.is_complete(tar):
+        if not shards.exists(shards.stats_path(tar)):
             continue
         st = shards.read_json(shards.stats_path(tar))
-        complete.append(name)
+        if shards.exists(tar):
+            complete.append(name)
+        elif st["clips_written"] == 0:
+            empty.append(name)
+        else:
+            continue
         written += st["clips_written"]
         failed += st["failures"]
         seconds += st["audio_seconds"]
         by_cat.update(st["failures_by_category"])
-    missing = sorted(set(planned) - set(complete))
+    missing = sorted(set(planned) - set(complete) - set(empty))
     if missing:
         raise RuntimeError(f"ingest finished but shards are incomplete: {', '.join(missing)}; run again to resume")
     return {
@@ -243,7 +249,8 @@ def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: 
         "audio_hours": round(seconds / 3600, 4),
         "sample_rate": config.sample_rate,
         "prefix": config.prefix,
-        "shards": planned,
+        "shards": complete,
+        "shards_without_clips": empty,
         "config": {k: v for k, v in config.to_dict().items() if k != "cookies"}
         | {"cookies": bool(config.cookies)},
         "versions": _versions(),

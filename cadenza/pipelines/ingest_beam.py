@@ -4,7 +4,9 @@ Fetching is waiting (on YouTube, ~300 ms per request and several requests per cl
 `WriteAudioShardFn` keeps a bounded thread pool and runs up to `max_concurrent_fetches` clips at once;
 the runner spreads shards over workers (Reshuffle before it), so total concurrency is workers x bound.
 A shard is written only when all its rows have ended in a sample or a failure record: tar, then
-failures, then the stats file that marks it complete. Nothing here depends on a particular runner.
+failures, then the stats file that marks it complete. A shard whose every row failed gets its failures
+and stats but no tar: it holds no data and is fetched again by the next run.
+Nothing here depends on a particular runner.
 """
 
 from __future__ import annotations
@@ -90,7 +92,15 @@ class WriteAudioShardFn(beam.DoFn):
             fs, p = shards._fs(stats_file)
             fs.rm(p)
         shards.write_bytes_atomic(fail_path, shards.failures_jsonl(failures))
-        shards.write_shard(tar_path, samples, stats)
+        if samples:
+            shards.write_shard(tar_path, samples, stats)
+        else:
+            # every row failed: the stats and failures say so, but no tar is written, so the shard is not
+            # complete data (readers skip it) and the next run tries its rows again
+            if shards.exists(tar_path):
+                fs, p = shards._fs(tar_path)
+                fs.rm(p)
+            shards.write_json_atomic(stats_file, {**stats, "bytes": 0})
         self.shards_written.inc()
         yield {"shard": task.name, **stats}
 

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,17 +171,32 @@ def _progress_bar(cfg: TrainConfig, rank: int, start_step: int) -> Any:
     """A rich progress bar on rank 0, stopped at the end of train()."""
     if not cfg.progress or rank != 0 or start_step >= cfg.steps:
         return None
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
-                   TimeRemainingColumn(), transient=False)
+                   TimeRemainingColumn(), transient=False, console=Console(stderr=True))
     bar.add_task("train", total=cfg.steps, completed=start_step, loss=float("nan"))
     bar.start()
     return bar
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Train both stages; returns a summary (also written to RUN/train_summary.json)."""
+def _stop_agreed(stop: Callable[[], bool] | None, world: int, device: torch.device) -> bool:
+    """Whether any rank was asked to stop (all ranks must end at the same step)."""
+    wanted = bool(stop is not None and stop())
+    if world == 1:
+        return wanted
+    flag = torch.tensor([int(wanted)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def train(config: TrainConfig, stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train both stages; returns a summary (also written to RUN/train_summary.json).
+
+    `stop()` is polled after every step: when it says so (e.g. on Ctrl-C), the step is checkpointed and
+    training ends early; the summary then has "interrupted": True and no train_summary.json is written.
+    """
     cfg = config
     rank, world, device = _dist_setup(cfg.device)
     run = Path(cfg.out)
@@ -298,7 +314,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             last_val = {"step": step, "split": "val", **res}
             with metrics_path.open("a") as f:
                 f.write(json.dumps(last_val) + "\n")
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        interrupted = step < cfg.steps and _stop_agreed(stop, world, device)
+        if step % cfg.ckpt_every == 0 or step == cfg.steps or interrupted:
             rngs = _gather(ckpt_io.rng_state(), world)
             if rank == 0:
                 state = {
@@ -324,6 +341,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 ckpt_io.save_checkpoint(run, step, model, opt, state, keep=cfg.keep_checkpoints)
             if world > 1:
                 dist.barrier()
+        if interrupted:
+            break
     if bar is not None:
         bar.stop()
 
@@ -337,7 +356,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "last_val": last_val,
         "params": model.semantic.num_params() + model.acoustic.num_params(),
     }
-    if rank == 0:
+    latest = ckpt_io.latest_checkpoint(run) if rank == 0 else None
+    summary["checkpoint"] = str(latest) if latest is not None else None
+    if step < cfg.steps:
+        summary["interrupted"] = True
+    elif rank == 0:
         write_json_atomic(str(run / "train_summary.json"), summary)
     if world > 1:
         dist.barrier()
