@@ -60,12 +60,22 @@ def kill_descendants() -> None:
     psutil.wait_procs(children, timeout=5)
 
 
-def _say(line: str) -> None:
+def _say(line: str, stream: object = None) -> None:
+    out = stream or sys.stderr
     try:
-        sys.stderr.write(f"\nerror: {line}\n")
-        sys.stderr.flush()
+        out.write(f"error: {line}\n")  # type: ignore[attr-defined]
+        out.flush()  # type: ignore[attr-defined]
     except (OSError, ValueError):
         pass
+
+
+def _mute_other_threads() -> object:
+    """Silence what other threads would print while the workers are being killed (a runner's threads
+    report their worker's death with a traceback); returns the stream to write the last line to."""
+    terminal = sys.stderr
+    threading.excepthook = lambda _args: None
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process ends right after)
+    return terminal
 
 
 @contextmanager
@@ -85,12 +95,13 @@ def hard_stop_on_signal(kept: Callable[[], str]) -> Iterator[None]:
         signum = signal.sigwait(SIGNALS)
         if done.is_set():  # woken by the body's end (below), not by a user
             return
+        terminal = _mute_other_threads()
         kill_descendants()
         try:
             message = kept()
         except Exception as exc:  # noqa: BLE001 (the exit must happen whatever the summary does)
             message = f"could not summarise the output ({type(exc).__name__}: {exc}); rerun the same command"
-        _say(f"interrupted by {signal.Signals(signum).name}: {message}")
+        _say(f"interrupted by {signal.Signals(signum).name}: {message}", terminal)
         os._exit(exit_status(signum))
 
     watcher = threading.Thread(target=watch, name="signal-watcher", daemon=True)
@@ -103,6 +114,29 @@ def hard_stop_on_signal(kept: Callable[[], str]) -> Iterator[None]:
         signal.pthread_kill(watcher.ident, signal.SIGINT)  # type: ignore[arg-type]
         watcher.join(5)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def stop_at_once_on_signal() -> Iterator[None]:
+    """The default for a whole command: SIGINT/SIGTERM print one line and exit 130/143 (no traceback).
+    Stages that keep work install their own handling inside (hard_stop_on_signal, StopRequest)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        terminal = _mute_other_threads()
+        kill_descendants()
+        _say(f"interrupted by {signal.Signals(signum).name}; run the same command again: {command_line()}",
+             terminal)
+        os._exit(exit_status(signum))
+
+    previous = {s: signal.signal(s, stop) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class StopRequest:

@@ -80,8 +80,8 @@ def tokenize(
     checks.number("--batch-size", batch_size, minimum=1)
     checks.number("--torch-threads", torch_threads, minimum=1)
     checks.choice("--optimize", optimize, OPTIMIZATIONS)
-    checks.output_dir("--out", out, kind="tokens", own=("manifest.json", "tokenizers.json", "kmeans.npz"),
-                      force=force, command="tokenize")
+    checks.output_dir("--out", out, kind="tokens", force=force, command="tokenize",
+                      own=("manifest.json", "tokenizers.json", "kmeans.npz", "tokenize.log"))
     checks.beam_args(list(ctx.args), [o for p in ctx.command.params for o in p.opts])
 
     from cadenza.cli.interrupt import hard_stop_on_signal

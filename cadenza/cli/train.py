@@ -117,12 +117,15 @@ def _train(
     with StopRequest() as stop:
         summary = train(cfg, stop=lambda: stop.requested)
     ckpt = summary.get("checkpoint")
-    if stop.requested:
+    if summary.get("interrupted"):
+        import signal
+
         args = command_line()
         if "--resume" not in args.split():
             args += " --resume"
-        raise Interrupted(f"stopped at step {summary['steps']}; checkpoint kept: {ckpt}; resume with: {args}",
-                          stop.signum or 2)
+        signum = stop.signum or signal.SIGINT
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}: stopped at step {summary['steps']}; "
+                          f"checkpoint kept: {ckpt}; resume with: {args}", signum)
     Console(stderr=True).print(f"trained to step {summary['steps']}; last validation: {summary['last_val']}")
     typer.echo(f"checkpoint: {ckpt}")
 
