@@ -159,7 +159,7 @@ def _sample(
     checks.number("--cfg-scale", cfg_scale, minimum=0)
     checks.number("--seed", seed, minimum=0)
     checks.existing_dir("--codec-weights", codec_weights, what="an EnCodec save_pretrained dir")
-    checks.output_dir("--out", out, own=("samples.json",), force=force, command="sample")
+    checks.output_dir("--out", out, own=("samples.json", "sample-*.wav"), force=force, command="sample")
 
     from cadenza.training.sampler import SampleConfig, sample
 
@@ -199,7 +199,7 @@ def _evaluate(
     checks.number("--seconds", seconds, above=0)
     checks.number("--seed", seed, minimum=0)
     checks.existing_dir("--codec-weights", codec_weights, what="an EnCodec save_pretrained dir")
-    checks.output_dir("--out", out, own=("metrics.json", "report.html"), force=force, command="evaluate")
+    checks.output_dir("--out", out, own=("metrics.json", "report.html", "wavs"), force=force, command="evaluate")
 
     from rich.console import Console
 
