@@ -25,10 +25,10 @@ from test_kill_resume import (  # noqa: F401 (fixtures)
     _tokenize_progress,
     _weights,
     tokenize_reference,
-    train_reference,
 )
 
 from cadenza.mediaserver import MediaServer
+from cadenza.training.synthetic import make_synthetic_tokens
 
 pytestmark = pytest.mark.slow
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
@@ -131,13 +131,30 @@ def test_tokenize_interrupted_and_rerun_gives_the_same_tokens(tokenize_reference
 # ---------------------------------------------------------------- train
 
 
+# longer than the kill -9 test's run, so that a seeded point never lands after the last step
+LONG_TRAIN = {**TRAIN_CFG, "steps": 40, "schedule_steps": 40, "ckpt_every": 5}
+
+
+@pytest.fixture(scope="module")
+def train_reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train-interrupt")
+    make_synthetic_tokens(root / "tok", clips=20, shards=3)
+    (root / "cfg.json").write_text(json.dumps(LONG_TRAIN))
+    args = ["train", "--shards", str(root / "tok"), "--config", str(root / "cfg.json")]
+    done = run_cli([*args, "--out", str(root / "clean")], env=cli_env(OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return args, root / "clean", root
+
+
 @pytest.mark.parametrize(("sig", "seed"), CASES, ids=IDS)
-def test_train_interrupted_checkpoints_and_resumes_to_the_same_weights(train_reference, sig, seed):  # noqa: F811
+def test_train_interrupted_checkpoints_and_resumes_to_the_same_weights(train_reference, sig, seed):
     args, clean, root = train_reference
     out = root / f"{sig.name}-{seed}"
     env = cli_env(OMP_NUM_THREADS="1")
+    lines = LONG_TRAIN["steps"] // LONG_TRAIN["log_every"]
+    # seeded points up to 2/3 of the way: at least a dozen steps are left when the signal lands
     kill = run_and_kill([*args, "--out", str(out)], started(out / "config.json", lambda: _logged_lines(out)),
-                        TRAIN_CFG["steps"] // TRAIN_CFG["log_every"], seed, env=env, max_delay_s=0.4, sig=sig)
+                        2 * lines // 3, seed, env=env, max_delay_s=0.2, sig=sig)
     line = assert_stopped_cleanly(kill, sig, out / "train_summary.json")
     assert line is not None, "the seeded points are before the last step"
     assert "checkpoint kept" in line and "--resume" in line
