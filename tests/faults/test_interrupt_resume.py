@@ -112,10 +112,13 @@ def test_tokenize_interrupted_and_rerun_gives_the_same_tokens(tokenize_reference
     args, clean, root = tokenize_reference
     out = root / f"{sig.name}-{seed}"
     env = cli_env(OMP_NUM_THREADS="1")
-    kill = run_and_kill([*args, "--out", str(out)], started(out / "tokenize.log", lambda: _tokenize_progress(out)),
-                                        2 + TOKEN_SHARDS, seed, env=env, max_delay_s=0.3, sig=sig)
+    # from the codec being saved (the Beam run with its workers starts), a seeded delay: token shards are
+    # written together once Beam's GroupByKey ends, so shard counts are no finer points to wait for
+    codec_saved = started(out / "codec" / "cadenza_codec.json", lambda: 0)
+    kill = run_and_kill([*args, "--out", str(out)], codec_saved, 2, seed, env=env, max_delay_s=0.6, sig=sig)
     line = assert_stopped_cleanly(kill, sig, out / "manifest.json")
-    assert line is None or "complete token shards kept" in line
+    assert line is not None, "the seeded points are before the last shard"
+    assert "complete token shards kept" in line
     resumed = run_cli([*args, "--out", str(out)], env=env)
     assert resumed.returncode == 0, (kill, resumed.stderr[-3000:])
     want, got = token_samples(clean), token_samples(out)
