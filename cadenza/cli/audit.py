@@ -82,7 +82,7 @@ def audit(
     from cadenza.cli.interrupt import command_line, hard_stop_on_signal
 
     try:
-        with hard_stop_on_signal(lambda: f"the audit keeps nothing partial; rerun: {command_line()}"):
+        with hard_stop_on_signal(lambda: f"an audit is redone whole; resume with: {command_line()}"):
             metrics = run_audit(config)
     except TaxonomyError as exc:
         raise SourceError(str(exc)) from exc

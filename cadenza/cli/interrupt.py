@@ -127,7 +127,7 @@ def stop_at_once_on_signal() -> Iterator[None]:
     def stop(signum: int, _frame: object) -> None:
         terminal = _mute_other_threads()
         kill_descendants()
-        _say(f"interrupted by {signal.Signals(signum).name}; run the same command again: {command_line()}",
+        _say(f"interrupted by {signal.Signals(signum).name}; resume with: {command_line()}",
              terminal)
         os._exit(exit_status(signum))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +174,52 @@ def test_train_interrupted_checkpoints_and_resumes_to_the_same_weights(train_ref
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=f"{k} after {kill}")
     assert _curve(out) == _curve(clean), kill
     assert Path(resumed.stdout.strip().splitlines()[-1].removeprefix("checkpoint: ")).is_dir()
+
+
+# ---------------------------------------------------------------- audit
+
+
+@pytest.fixture(scope="module")
+def audit_reference(tmp_path_factory):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "musiccaps"))
+    from audit_synth import write_dataset
+
+    root = tmp_path_factory.mktemp("audit-interrupt")
+    data = write_dataset(root, planted=True, n=5000)
+    args = ["audit", "--csv", str(data["csv"]), "--available", str(data["available"]), "--taxonomy",
+            str(data["taxonomy"])]
+    done = run_cli([*args, "--out", str(root / "clean")], env=cli_env(OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return args, root / "clean", root
+
+
+def _after(seconds: float):
+    """A progress count that becomes 0 `seconds` after its first call: past the interpreter's start-up."""
+    t0: list[float] = []
+
+    def progress() -> int:
+        t0.append(t0[0] if t0 else time.time())
+        return 0 if time.time() - t0[0] > seconds else -1
+
+    return progress
+
+
+def _metrics(out: Path) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("timing_s", "config", "source"):  # wall times, and the paths the runs were given
+        metrics.pop(key, None)
+    return metrics
+
+
+@pytest.mark.parametrize(("sig", "seed"), CASES, ids=IDS)
+def test_audit_interrupted_and_rerun_gives_the_same_report(audit_reference, sig, seed):
+    args, clean, root = audit_reference
+    out = root / f"{sig.name}-{seed}"
+    env = cli_env(OMP_NUM_THREADS="1")
+    kill = run_and_kill([*args, "--out", str(out)], _after(1.0), 2, seed, env=env, max_delay_s=1.5, sig=sig)
+    line = assert_stopped_cleanly(kill, sig, out / "report.html")
+    assert line is None or "an audit is redone whole" in line
+    resumed = run_cli([*args, "--out", str(out)], env=env)
+    assert resumed.returncode == 0, (kill, resumed.stderr[-3000:])
+    assert (out / "assignments.jsonl").read_bytes() == (clean / "assignments.jsonl").read_bytes()
+    assert _metrics(out) == _metrics(clean)
