@@ -33,6 +33,8 @@ def resolve_source(spec: str | os.PathLike[str], *, what: str, timeout_s: float 
     spec = os.fspath(spec)
     if not is_url(spec):
         path = Path(spec)
+        if path.is_dir():
+            raise SourceError(f"{what}: {path} is a directory; expected a file")
         if not path.is_file():
             raise SourceError(f"{what}: no such file: {path}")
         return path

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from cadenza.cli import checks
+
 
 class RegionEvidence(StrEnum):
     explicit = "explicit"
@@ -40,12 +42,12 @@ def audit(
     weights_out: Path | None = typer.Option(
         None, "--weights-out", help="Write per-ytid sampling weights here (.json, or .parquet) for the trainer."
     ),
-    cap: float = typer.Option(5.0, min=1.0, help="No clip is sampled more than CAP x its unweighted rate."),
+    cap: float = typer.Option(5.0, help="No clip is sampled more than CAP x its unweighted rate (>= 1)."),
     balance_annotators: bool = typer.Option(
         False, "--balance-annotators", help="Weights also give every annotator an equal share (raking), within CAP."
     ),
     taxonomy: Path | None = typer.Option(None, help="Taxonomy YAML to use instead of the packaged one."),
-    alpha: float = typer.Option(0.05, min=0.0001, max=0.5, help="False discovery rate (Benjamini-Hochberg)."),
+    alpha: float = typer.Option(0.05, help="False discovery rate (Benjamini-Hochberg), in [0.0001, 0.5]."),
     region_evidence: RegionEvidence = typer.Option(
         RegionEvidence.both,
         "--region-evidence",
@@ -56,11 +58,11 @@ def audit(
     min_group_size: int = typer.Option(
         10,
         "--min-group-size",
-        min=1,
         help="Minimum clips in a group or annotator (and in the rest) for any test; smaller ones are reported, "
-        "not tested.",
+        "not tested (>= 1).",
     ),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots (the HTML then has none)."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not an audit dir."),
 ) -> None:
     """Audit who is represented in MusicCaps, how they are described, and what got lost.
 
@@ -75,8 +77,18 @@ def audit(
     from cadenza.musiccaps.taxonomy import TaxonomyError
     from cadenza.sources import SourceError
 
+    checks.csv_file("--csv", csv)
+    checks.existing_file("--ontology", ontology, what="the AudioSet ontology.json")
+    checks.audio_dir("--ingest", ingest, need_shards=False)
+    checks.existing_file("--available", available, what="a file of ytids")
     if ingest and available:
-        raise typer.BadParameter("give either --ingest or --available, not both")
+        raise checks.fail("--available", "give either --ingest or --available, not both")
+    checks.output_file("--weights-out", weights_out, suffixes=(".json", ".parquet"))
+    checks.existing_file("--taxonomy", taxonomy, what="a taxonomy YAML file")
+    checks.number("--cap", cap, minimum=1)
+    checks.number("--alpha", alpha, minimum=0.0001, maximum=0.5)
+    checks.number("--min-group-size", min_group_size, minimum=1)
+    checks.output_dir("--out", out, own=("metrics.json", "assignments.jsonl"), force=force, command="audit")
     config = AuditConfig(
         csv=csv,
         out=str(out),
@@ -93,8 +105,11 @@ def audit(
         min_group=min_group_size,
         plots=not no_plots,
     )
+    from cadenza.cli.interrupt import command_line, hard_stop_on_signal
+
     try:
-        metrics = run_audit(config)
+        with hard_stop_on_signal(lambda: f"an audit is redone whole; resume with: {command_line()}"):
+            metrics = run_audit(config)
     except TaxonomyError as exc:
         raise SourceError(str(exc)) from exc
     alerts = [f for f in metrics["findings"] if f["severity"] == "alert"]

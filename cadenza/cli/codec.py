@@ -13,11 +13,6 @@ codec_app = typer.Typer(
 )
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(2)
-
-
 @codec_app.command("train")
 def train_cmd(
     shards: str = typer.Option(..., "--shards", help="Ingest output dir whose audio shards the codec learns from."),
@@ -25,18 +20,18 @@ def train_cmd(
                             "tokenize --codec-weights`), codec.json (training record), train/ (checkpoints)."),
     preset: str = typer.Option("demo", "--preset", help="demo (~0.7 M params, 4 codebooks, minutes on a CPU), "
                                "small (~2.9 M, 8 codebooks) or 24khz (Meta's encodec_24khz architecture)."),
-    steps: int = typer.Option(None, "--steps", help="Optimizer steps (default: the preset's).", min=1),
-    batch_size: int = typer.Option(None, "--batch-size", help="Segments per step (default: the preset's).", min=1),
-    segment_seconds: float = typer.Option(None, "--segment-seconds", help="Length of each training segment.",
-                                          min=0.05),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's).", min=0.0),
+    steps: int = typer.Option(None, "--steps", help="Optimizer steps (default: the preset's)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Segments per step (default: the preset's)."),
+    segment_seconds: float = typer.Option(None, "--segment-seconds",
+                                          help="Seconds of audio per training segment (default: the preset's)."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's)."),
     val_shards: str = typer.Option(None, "--val-shards", help="Ingest dir of held-out audio for validation "
                                    "(default: the last --holdout-shards shards of --shards)."),
     holdout_shards: int = typer.Option(1, "--holdout-shards", help="Without --val-shards: hold out this many of "
-                                       "the last shards for validation (0: none).", min=0),
+                                       "the last shards for validation (0: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/train/checkpoints (exactly as an "
                                 "uninterrupted run), or reuse a finished run of the same settings."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and of the segments drawn."),
     as_json: bool = typer.Option(False, "--json", help="Print the training record as one JSON document."),
 ) -> None:
     """Train EnCodec (transformers' EncodecModel, the class of Meta's weights) on audio shards.
@@ -44,16 +39,24 @@ def train_cmd(
     Residual VQ with k-means-initialised, EMA-updated codebooks and dead-code re-seeding; losses:
     multi-resolution log-mel and STFT, waveform L1, commitment. Held-out reconstruction is measured
     against the random-init codec the run starts from."""
+    from cadenza.cli import checks
+    from cadenza.codec.presets import PRESETS
+
+    checks.choice("--preset", preset, PRESETS)
+    checks.number("--steps", steps, minimum=1)
+    checks.number("--batch-size", batch_size, minimum=1)
+    checks.number("--segment-seconds", segment_seconds, minimum=0.05)
+    checks.number("--lr", lr, above=0)
+    checks.number("--holdout-shards", holdout_shards, minimum=0)
+    checks.audio_dir("--shards", shards)
+    checks.audio_dir("--val-shards", val_shards)
+    checks.output_dir("--out", out, own=("codec.json", "train/config.json"), command="codec train")
+
     from cadenza.codec.trainer import CodecTrainConfig, train_codec
 
-    try:
-        cfg = CodecTrainConfig(shards=shards, out=out, preset=preset, steps=steps, batch_size=batch_size,
-                               segment_seconds=segment_seconds, lr=lr, val_shards=val_shards,
-                               holdout_shards=holdout_shards, resume=resume, seed=seed)
-        cfg.settings()
-    except ValueError as exc:
-        _fail(f"--preset/--steps: {exc}")
-    record = train_codec(cfg)
+    record = train_codec(CodecTrainConfig(shards=shards, out=out, preset=preset, steps=steps, batch_size=batch_size,
+                                          segment_seconds=segment_seconds, lr=lr, val_shards=val_shards,
+                                          holdout_shards=holdout_shards, resume=resume, seed=seed))
     if as_json:
         typer.echo(json.dumps(record, indent=2))
         return
@@ -74,12 +77,21 @@ def eval_cmd(
     out: str = typer.Option(..., "--out", help="Output dir: metrics.json, clips.jsonl, PNG plots, report.html."),
     audit: str = typer.Option(None, "--audit", help="Audit dir (`cadenza audit --out`): break every metric down "
                               "per group and flag groups reconstructed significantly worse."),
-    max_clips: int = typer.Option(None, "--max-clips", help="Evaluate this many clips spread over all shards.", min=1),
-    min_group_size: int = typer.Option(3, "--min-group-size", help="Smallest group that is tested.", min=2),
+    max_clips: int = typer.Option(None, "--max-clips", help="Evaluate this many clips spread over all shards."),
+    min_group_size: int = typer.Option(3, "--min-group-size", help="Smallest group (and rest) that is tested."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
 ) -> None:
     """Reconstruction quality (log-mel L1, multi-resolution STFT distance, SI-SNR), codebook usage and
     entropy per level, and bitrate of a codec on audio shards, overall and per audit group."""
+    from cadenza.cli import checks
+
+    checks.existing_dir("--codec", codec, what="a codec dir (save_pretrained)")
+    checks.audio_dir("--shards", shards)
+    checks.existing_dir("--audit", audit, what="an audit dir (`cadenza audit --out`)")
+    checks.number("--max-clips", max_clips, minimum=1)
+    checks.number("--min-group-size", min_group_size, minimum=2)
+    checks.output_dir("--out", out, own=("metrics.json", "clips.jsonl"), command="codec eval")
+
     from cadenza.codec.evaluate import CodecEvalConfig, evaluate_codec
 
     metrics = evaluate_codec(CodecEvalConfig(codec=codec, shards=shards, out=out, audit=audit, max_clips=max_clips,

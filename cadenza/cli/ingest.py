@@ -6,6 +6,11 @@ import json
 
 import typer
 
+from cadenza.cli import checks
+
+# ingest's exit status when it ran but kept too little: nothing written, or more failed than allowed
+EXIT_TOO_MANY_FAILURES = 5  # 4 is a session YouTube blocks (rows pending)
+
 ONTOLOGY_HELP = (
     "AudioSet ontology.json (path or URL) used to name each clip's labels in its json; "
     "'none' to skip. Default: the official file, downloaded once and cached."
@@ -19,7 +24,7 @@ def ingest(
     source_url_template: str = typer.Option(
         "https://www.youtube.com/watch?v={ytid}", help="Where a clip's media is: an http(s) URL with {ytid}."
     ),
-    limit: int | None = typer.Option(None, help="Only the first N data rows of the CSV."),
+    limit: int | None = typer.Option(None, help="Only the first N data rows of the CSV (>= 1)."),
     shard_size: int = typer.Option(500, help="Clips per shard (consecutive valid rows in CSV order)."),
     sample_rate: int = typer.Option(32000, help="Sample rate of the stored mono FLAC."),
     retry_failed: bool = typer.Option(
@@ -58,8 +63,15 @@ def ingest(
         True, help="Download only each clip's window when the source allows it (else the whole file)."
     ),
     max_attempts: int = typer.Option(4, help="Tries per clip for transient failures (429, 5xx, timeouts)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    max_failure_rate: float = typer.Option(
+        0.5, help=f"Exit with status {EXIT_TOO_MANY_FAILURES} when more than this fraction of the valid rows failed "
+                  f"(status {EXIT_TOO_MANY_FAILURES} too when no clip was written at all)."
+    ),
+    progress: bool = typer.Option(True, help="Show a progress bar (on stderr)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as one JSON document on stdout."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not an ingest output."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Apache Beam's log on stderr too "
+                                 "(it always goes to OUT/ingest.log)."),
 ) -> None:
     """Fetch every valid MusicCaps row's audio with yt-dlp, cut it to the row's start_s..end_s window,
     downmix to mono, resample, measure its quality and write WebDataset shards under OUT/shards,
@@ -70,7 +82,23 @@ def ingest(
 
     Any other option goes to Apache Beam, e.g. `--runner DataflowRunner --project P --region R
     --temp_location gs://B/tmp`. Default: the DirectRunner, multi-processing, one worker per core
-    (`--direct_running_mode in_memory` runs in this process)."""
+    (`--direct_running_mode in_memory` runs in this process).
+
+    Ctrl-C or SIGTERM stops at once, keeping the complete shards; the same command resumes."""
+    checks.csv_file("--csv", csv)
+    checks.number("--limit", limit, minimum=1)
+    checks.number("--sleep-requests", sleep_requests, minimum=0)
+    checks.number("--max-attempts", max_attempts, minimum=1)
+    checks.number("--max-failure-rate", max_failure_rate, minimum=0, maximum=1)
+    checks.existing_file("--cookies", cookies, what="a Netscape cookies file")
+    if ontology.lower() != "none":
+        checks.existing_file("--ontology", ontology, what="the AudioSet ontology.json")
+    checks.output_dir("--out", out, kind="audio", own=("manifest.json", "ingest.log", "failures/validate.jsonl"),
+                      force=force, command="ingest")
+    checks.beam_args(list(ctx.args), [o for p in ctx.command.params for o in p.opts])
+
+    from cadenza.cli.interrupt import hard_stop_on_signal
+    from cadenza.cli.logs import library_logs_to_file
     from cadenza.pipelines.fetch import is_youtube
     from cadenza.pipelines.ingest import IngestConfig, SessionBlockedError, run_ingest
 
@@ -99,11 +127,12 @@ def ingest(
     try:
         config.validate()
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise checks.InputError(str(exc)) from None
     if is_youtube(config.source_url_template):
         _warn_if_degraded(config)
     try:
-        manifest = run_ingest(config, beam_args=list(ctx.args))
+        with library_logs_to_file(out, "ingest", verbose), hard_stop_on_signal(lambda: _kept(out)):
+            manifest = run_ingest(config, beam_args=list(ctx.args))
     except SessionBlockedError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(4) from None
@@ -113,8 +142,38 @@ def ingest(
                     "run the same command again to fetch them", fg="yellow", err=True)
     if as_json:
         typer.echo(json.dumps(manifest, indent=2, sort_keys=True))
-        return
-    _summary(manifest)
+    else:
+        _summary(manifest)
+        typer.echo(f"output: {out}")
+    status = _verdict(manifest, max_failure_rate)
+    if status:
+        raise typer.Exit(status)
+
+
+def _kept(out: str) -> str:
+    from cadenza.cli.interrupt import command_line
+    from cadenza.shards import join, list_shards
+
+    done = len(list_shards(join(out, "shards")))
+    return f"{done} complete audio shards kept in {out}/shards; resume with: {command_line()}"
+
+
+def _verdict(m: dict, max_failure_rate: float) -> int:
+    """One stderr line when the run kept too little (and its exit status), or a hint when it did nothing."""
+    from cadenza.cli.interrupt import command_line
+
+    fetch_failed = m["clips_failed"]
+    cats = ", ".join(f"{k} {v}" for k, v in m["failures_by_category"].items()) or "none"
+    retry = command_line() if "--retry-failed" in command_line().split() else command_line() + " --retry-failed"
+    if m["rows_valid"] and (m["clips_written"] == 0 or fetch_failed > max_failure_rate * m["rows_valid"]):
+        typer.secho(f"error: {m['clips_written']} of {m['rows_valid']} valid rows written, {fetch_failed} failed "
+                    f"(by category: {cats}); failures are in the failures/ dir; fix the cause, then fetch them "
+                    f"again with: {retry}", fg="red", err=True)
+        return EXIT_TOO_MANY_FAILURES
+    if m["run"]["shards_written"] == 0 and fetch_failed:
+        typer.echo(f"nothing to do: every shard is complete; {fetch_failed} rows failed before ({cats}); to "
+                   f"fetch them again: {retry}", err=True)
+    return 0
 
 
 def _warn_if_degraded(config) -> None:
@@ -135,6 +194,8 @@ def _summary(m: dict) -> None:
     for cat, n in m["failures_by_category"].items():
         t.add_row(f"  failed: {cat}", str(n))
     t.add_row("shards", str(len(m["shards"])))
+    if m.get("shards_without_samples"):
+        t.add_row("shards without clips", str(len(m["shards_without_samples"])))
     Console().print(t)
 
 

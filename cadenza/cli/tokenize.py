@@ -8,6 +8,11 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from cadenza.cli import checks
+
+ACOUSTIC_CODECS = ("encodec_24khz", "encodec_32khz")
+OPTIMIZATIONS = ("eager", "fold", "trace")  # cadenza.tokenizers.acoustic.OPTIMIZATIONS (not imported: slow)
+
 
 class _TokenizeGroup(TyperGroup):
     """`tokenize` runs itself unless a subcommand is named; anything it does not know (Beam pipeline
@@ -54,12 +59,33 @@ def tokenize(
     torch_threads: int = typer.Option(1, help="Torch threads per worker; run one worker per core."),
     optimize: str = typer.Option("trace", help="EnCodec speed-up: eager, fold (weight norm folded) or trace "
                                  "(fold + frozen TorchScript); all give the same codes."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = typer.Option(True, help="Show a progress bar (on stderr)."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not a token dir."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Apache Beam's log on stderr too "
+                                 "(it always goes to OUT/tokenize.log)."),
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
     if not shards or not out:
-        raise typer.BadParameter("--shards and --out are required (or name a subcommand: fit-kmeans)")
+        raise checks.fail("--shards", "--shards and --out are required (or name a subcommand: fit-kmeans)")
+    checks.audio_dir("--shards", shards)
+    checks.choice("--acoustic", acoustic, ACOUSTIC_CODECS)
+    checks.number("--bandwidth", bandwidth, above=0)
+    checks.existing_dir("--codec-weights", codec_weights, what="an EnCodec save_pretrained dir")
+    if not (semantic == "mfcc-kmeans" or (semantic.startswith("hf:") and len(semantic) > 3)):
+        raise checks.fail("--semantic", f"expected mfcc-kmeans or hf:PATH[@LAYER] (got {semantic!r})")
+    checks.existing_file("--kmeans", kmeans, what="a fitted k-means .npz")
+    checks.number("--clusters", clusters, minimum=2)
+    checks.choice("--text", text, ("minilm", "none"))
+    checks.number("--batch-size", batch_size, minimum=1)
+    checks.number("--torch-threads", torch_threads, minimum=1)
+    checks.choice("--optimize", optimize, OPTIMIZATIONS)
+    checks.output_dir("--out", out, kind="tokens", force=force, command="tokenize",
+                      own=("manifest.json", "tokenizers.json", "kmeans.npz", "tokenize.log"))
+    checks.beam_args(list(ctx.args), [o for p in ctx.command.params for o in p.opts])
+
+    from cadenza.cli.interrupt import hard_stop_on_signal
+    from cadenza.cli.logs import library_logs_to_file
     from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
     from cadenza.tokenizers.base import TokenizerMismatchError
 
@@ -70,7 +96,8 @@ def tokenize(
         batch_size=batch_size, torch_threads=torch_threads, optimize=optimize, progress=progress,
     )
     try:
-        manifest = run_tokenize(config, beam_args=list(ctx.args))
+        with library_logs_to_file(out, "tokenize", verbose), hard_stop_on_signal(lambda: _kept(out)):
+            manifest = run_tokenize(config, beam_args=list(ctx.args))
     except TokenizerMismatchError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
@@ -81,6 +108,14 @@ def tokenize(
     )
 
 
+def _kept(out: str) -> str:
+    from cadenza.cli.interrupt import command_line
+    from cadenza.shards import join, list_shards
+
+    done = len(list_shards(join(out, "shards")))
+    return f"{done} complete token shards kept in {out}/shards; resume with: {command_line()}"
+
+
 @tokenize_app.command("fit-kmeans")
 def fit_kmeans_cmd(
     shards: str = typer.Option(..., "--shards", help="Ingest output dir."),
@@ -89,9 +124,17 @@ def fit_kmeans_cmd(
     features: str = typer.Option("mfcc", help="mfcc (MFCC+deltas+chroma) or hf:PATH\\[@LAYER]."),
     max_clips: int = typer.Option(1000, help="Clips sampled across shards."),
     frames_per_clip: int = typer.Option(100, help="Frames sampled per clip."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the clip and frame sample and of the k-means."),
 ) -> None:
     """Fit the semantic k-means (MiniBatchKMeans) on frames sampled across the audio shards."""
+    checks.audio_dir("--shards", shards)
+    checks.output_file("--out", out, suffixes=(".npz",))
+    checks.number("--clusters", clusters, minimum=2)
+    if not (features == "mfcc" or (features.startswith("hf:") and len(features) > 3)):
+        raise checks.fail("--features", f"expected mfcc or hf:PATH[@LAYER] (got {features!r})")
+    checks.number("--max-clips", max_clips, minimum=1)
+    checks.number("--frames-per-clip", frames_per_clip, minimum=1)
+    checks.number("--seed", seed, minimum=0)
     from cadenza.pipelines.tokenize import fit_kmeans
 
     result = fit_kmeans(shards, out, clusters=clusters, features=features, max_clips=max_clips,

@@ -177,6 +177,11 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
     ontology = load_ontology(config.ontology) if config.ontology else None
     taxonomy = load_taxonomy(config.taxonomy)
     clips = result.clips
+    if not clips:
+        from cadenza.sources import SourceError
+
+        raise SourceError(f"{config.csv}: no valid rows to audit ({len(result.rejects)} rejected: "
+                          f"{result.rejects_by_reason()})")
     survival = None
     if config.ingest:
         survival = survival_from_ingest(config.ingest, clips)

@@ -250,9 +250,9 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
         rejects = [r for r in rejects if r.row <= config.limit]
         rows_in = len(clips) + len(rejects)
     out = config.out.rstrip("/")
+    names = _label_names(clips, config.ontology)
     shards.makedirs(shards.join(out, "shards"))
     shards.makedirs(shards.join(out, "failures"))
-    names = _label_names(clips, config.ontology)
     shards.migrate_layout(shards.join(out, "shards"))  # an output dir an older version wrote
     planned, tasks = plan_tasks(
         clips, names, out=out, prefix=config.prefix, shard_size=config.shard_size,

@@ -55,11 +55,13 @@ class ShardProgress:
 
     def __enter__(self) -> ShardProgress:
         if self.enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+            # stderr: stdout carries results only (`ingest --json` is one JSON document)
             self._progress = Progress(
                 TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn(),
-                transient=False,
+                transient=False, console=Console(stderr=True),
             )
             self._bar = self._progress.add_task("rows", total=sum(self.pending.values()))
             self._progress.start()

@@ -390,9 +390,10 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda n=1: None
+        from rich.console import Console
         from rich.progress import Progress
 
-        self.bar = Progress(transient=False)
+        self.bar = Progress(transient=False, console=Console(stderr=True))  # stdout carries results only
         self.bar.start()
         task = self.bar.add_task(self.what, total=self.total)
         return lambda n=1: self.bar.advance(task, n)

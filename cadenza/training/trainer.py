@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,8 +152,22 @@ def _make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Train both stages; returns a summary (also written to RUN/train_summary.json)."""
+def _stop_agreed(stop: Callable[[], bool] | None, world: int, device: torch.device) -> bool:
+    """Whether any rank was asked to stop (all ranks must end at the same step)."""
+    wanted = bool(stop is not None and stop())
+    if world == 1:
+        return wanted
+    flag = torch.tensor([int(wanted)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def train(config: TrainConfig, stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train both stages; returns a summary (also written to RUN/train_summary.json).
+
+    `stop()` is polled after every step: when it says so (e.g. on Ctrl-C), the step is checkpointed and
+    training ends early; the summary then has "interrupted": True and no train_summary.json is written.
+    """
     cfg = config
     rank, world, device = _dist_setup(cfg.device)
     run = Path(cfg.out)
@@ -270,7 +285,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             last_val = {"step": step, "split": "val", **res}
             with metrics_path.open("a") as f:
                 f.write(json.dumps(last_val) + "\n")
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        interrupted = step < cfg.steps and _stop_agreed(stop, world, device)
+        if step % cfg.ckpt_every == 0 or step == cfg.steps or interrupted:
             rngs = _gather(ckpt_io.rng_state(), world)
             if rank == 0:
                 state = {
@@ -296,6 +312,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 ckpt_io.save_checkpoint(run, step, model, opt, state, keep=cfg.keep_checkpoints)
             if world > 1:
                 dist.barrier()
+        if interrupted:
+            break
     if bar is not None:
         bar.stop()
 
@@ -309,7 +327,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "last_val": last_val,
         "params": model.semantic.num_params() + model.acoustic.num_params(),
     }
-    if rank == 0:
+    latest = ckpt_io.latest_checkpoint(run) if rank == 0 else None
+    summary["checkpoint"] = str(latest) if latest is not None else None
+    if step < cfg.steps:
+        summary["interrupted"] = True
+    elif rank == 0:
         write_json_atomic(str(run / "train_summary.json"), summary)
     if world > 1:
         dist.barrier()

@@ -33,35 +33,66 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 @dataclass
 class Kill:
-    """Where a seeded kill landed: the progress count it waited for, the extra delay, and what it found."""
+    """Where a seeded signal landed: the progress count it waited for, the extra delay, and what it found."""
 
     seed: int
     wait_for: int
     delay_s: float
     progress_at_kill: int
     killed: bool  # False: the process had already ended on its own
+    returncode: int | None = None
+    stderr: str = ""
+    survivors: int = 0  # processes of its group still alive a few seconds after it ended
 
 
 def run_and_kill(args: list[str], progress: Callable[[], int], total: int, seed: int, *, env: dict[str, str],
-                 max_delay_s: float = 0.5, timeout_s: float = 240) -> Kill:
-    """Start `cadenza ARGS`, wait until `progress()` reaches a seeded count in [0, total - 2], then a seeded
-    delay, then SIGKILL its whole process group (Beam's worker processes included)."""
+                 max_delay_s: float = 0.5, timeout_s: float = 240, sig: int = signal.SIGKILL) -> Kill:
+    """Start `cadenza ARGS` in its own process group, wait until `progress()` reaches a seeded count in
+    [0, total - 2], then a seeded delay, then send `sig` to the whole group (Beam's worker processes
+    included), as kill -9 does with SIGKILL or a terminal's Ctrl-C does with SIGINT."""
     rng = random.Random(seed)
     wait_for, delay = rng.randint(0, max(0, total - 2)), rng.uniform(0.0, max_delay_s)
     proc = subprocess.Popen([*CLI, *args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.time() + timeout_s
     while time.time() < deadline and proc.poll() is None and progress() < wait_for:
         time.sleep(0.02)
     time.sleep(delay)
     killed = proc.poll() is None
     if killed:
+        os.killpg(proc.pid, sig)
+    try:
+        _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        _, err = proc.communicate()
+        raise AssertionError(f"cadenza {args[0]} still running {timeout_s} s after signal {sig}: {err[-3000:]!r}") \
+            from None
     if not killed and proc.returncode != 0:
-        raise AssertionError(f"cadenza {args[0]} failed before the kill: {proc.stderr.read()[-3000:]!r}")
-    proc.stderr.close()
-    return Kill(seed, wait_for, round(delay, 3), progress(), killed)
+        raise AssertionError(f"cadenza {args[0]} failed before the kill: {err[-3000:]!r}")
+    survivors = _group_survivors(proc.pid)
+    if survivors:
+        os.killpg(proc.pid, signal.SIGKILL)
+    return Kill(seed, wait_for, round(delay, 3), progress(), killed, proc.returncode, err, survivors)
+
+
+def _group_survivors(pgid: int, grace_s: float = 5.0) -> int:
+    """How many processes of group `pgid` are still alive after `grace_s` seconds."""
+    import psutil
+
+    deadline = time.time() + grace_s
+    while True:
+        alive = [p for p in psutil.process_iter(["pid"]) if _pgid(p.info["pid"]) == pgid]
+        if not alive or time.time() > deadline:
+            return len(alive)
+        time.sleep(0.1)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def run_cli(args: list[str], *, env: dict[str, str], timeout_s: float = 300) -> subprocess.CompletedProcess:

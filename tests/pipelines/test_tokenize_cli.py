@@ -57,4 +57,4 @@ def test_missing_inputs_are_one_line_errors(tmp_path):
     result = runner.invoke(app, ["tokenize", "--out", str(tmp_path / "t")])
     assert result.exit_code != 0 and "--shards and --out are required" in result.output
     result = runner.invoke(app, ["tokenize", "--shards", str(tmp_path), "--out", str(tmp_path / "t")])
-    assert result.exit_code != 0 and "no complete audio shards" in str(result.exception or result.output)
+    assert result.exit_code == 2 and "no complete audio shards" in result.output
