@@ -126,7 +126,9 @@ def _shard_prefixes(path: Path) -> set[str]:
     shard_dir = path / "shards"
     if not shard_dir.is_dir():
         return set()
-    return {p.name.split("-", 1)[0] for p in shard_dir.glob("*.tar") if p.with_suffix(".stats.json").exists()}
+    from cadenza.shards import is_complete
+
+    return {p.name.split("-", 1)[0] for p in shard_dir.glob("*.tar") if is_complete(str(p))}
 
 
 def dir_kind(path: Path) -> str | None:

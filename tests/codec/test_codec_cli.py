@@ -62,5 +62,5 @@ def test_trained_codec_round_trips_through_tokenize_train_sample(trained_codec, 
                       seconds=1.0)
     index = json.loads((tmp_path / "samples" / "samples.json").read_text())
     assert len(index) == len(out["wavs"]) == 2 and not any(entry.get("random_weights") for entry in index)
-    audio, sr = sf.read(out["wavs"][0])
+    audio, sr = sf.read(tmp_path / "samples" / out["wavs"][0])
     assert sr == 24_000 and len(audio) >= 0.9 * sr and np.isfinite(audio).all()
