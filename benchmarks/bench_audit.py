@@ -43,10 +43,11 @@ def main() -> int:
         print(f"skip: no MusicCaps CSV at {args.csv}")
         return 0
 
-    from cadenza.musiccaps.audit import AuditConfig, audit_assignments, run_audit
+    from cadenza.musiccaps.audit import AuditConfig, run_audit
+    from cadenza.musiccaps.audit.run import audit_assignments
+    from cadenza.musiccaps.audit.taxonomy import load_taxonomy
     from cadenza.musiccaps.csvload import load_musiccaps
     from cadenza.musiccaps.ontology import load_ontology
-    from cadenza.musiccaps.taxonomy import load_taxonomy
 
     ontology = args.ontology if Path(args.ontology).is_file() else None
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,7 +38,7 @@ ENTRY_POINTS = {
     "train": ("cadenza.training.trainer", "train"),
     "sample": ("cadenza.training.sampler", "sample"),
     "evaluate": ("cadenza.training.evaluate", "evaluate"),
-    "report": ("cadenza.musiccaps.chain_report", "write_chain_report"),
+    "report": ("cadenza.musiccaps.audit", "write_chain_report"),
 }
 
 

@@ -1,6 +1,6 @@
 """Split token shards into train / held-out -> train the two-stage model -> sample -> evaluate on the
 held-out clips, every metric broken down by the audit's cultural groups -> the chain per culture on one
-page (cadenza.musiccaps.chain_report).
+page (cadenza.musiccaps.audit.chain_report).
 
 Each task calls the library (cadenza.orchestration -> cadenza.training.trainer.train, .sampler.sample,
 .evaluate.evaluate); outputs travel as XComs. Expects the layout musiccaps_ingest writes under `out_dir`

@@ -25,7 +25,8 @@ def test_beam_args():
 def test_stage_dirs_layout(tmp_path):
     dirs = orch.stage_dirs(tmp_path)
     assert dirs["audio"] == str(tmp_path / "audio") and dirs["tokens"] == str(tmp_path / "tokens")
-    assert set(dirs) == {"metadata", "audio", "tokens", "audit", "split", "run", "samples", "eval", "report"}
+    assert set(dirs) == {"metadata", "audio", "codec", "tokens", "audit", "codec_eval", "split", "run", "samples",
+                         "eval", "report"}
 
 
 def test_fetch_metadata_on_the_demo_csv(tmp_path):

@@ -73,8 +73,7 @@ def audit(
     and odds ratios, tests and Benjamini-Hochberg correction, beside annotator-stratified Mantel-Haenszel
     estimates; download survival per group; and rebalancing weights. Findings come first in report.html.
     """
-    from cadenza.musiccaps.audit import AuditConfig, run_audit
-    from cadenza.musiccaps.taxonomy import TaxonomyError
+    from cadenza.musiccaps.audit import AuditConfig, TaxonomyError, run_audit
     from cadenza.sources import SourceError
 
     checks.csv_file("--csv", csv)

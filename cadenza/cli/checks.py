@@ -126,9 +126,10 @@ def _shard_prefixes(path: Path) -> set[str]:
     shard_dir = path / "shards"
     if not shard_dir.is_dir():
         return set()
-    from cadenza.shards import is_complete
+    from cadenza.shards import list_shards
 
-    return {p.name.split("-", 1)[0] for p in shard_dir.glob("*.tar") if is_complete(str(p))}
+    # complete = stats marker written, wherever the layout keeps it (stats/ now, beside the tar before)
+    return {Path(t).name.split("-", 1)[0] for t in list_shards(str(shard_dir))}
 
 
 def dir_kind(path: Path) -> str | None:

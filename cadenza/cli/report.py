@@ -1,4 +1,4 @@
-"""`cadenza report`: the chain per culture on one page (library: cadenza.musiccaps.chain_report)."""
+"""`cadenza report`: the chain per culture on one page (library: cadenza.musiccaps.audit)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def report(
     adherence and pull toward the mainstream (from the model evaluation), each with its 95% CI and a flag where
     the group is worse than the rest. Links whose input is missing show as "not run".
     """
-    from cadenza.musiccaps.chain_report import ChainInputError, write_chain_report
+    from cadenza.musiccaps.audit import ChainInputError, write_chain_report
     from cadenza.sources import SourceError
 
     try:

@@ -125,7 +125,7 @@ def group_breakdown(rows: list[dict[str, Any]], hists: list[np.ndarray], assignm
     """grouping -> group -> metrics with CIs, the test against the rest of the clips, and the flag."""
     from scipy import stats
 
-    from cadenza.musiccaps.stats import benjamini_hochberg
+    from cadenza.musiccaps.audit import benjamini_hochberg
 
     members: dict[str, dict[str, list[int]]] = {}
     for i, row in enumerate(rows):

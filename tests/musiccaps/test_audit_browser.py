@@ -15,7 +15,7 @@ from audit_synth import write_dataset
 from PIL import Image
 
 from cadenza.musiccaps.audit import AuditConfig, run_audit
-from cadenza.musiccaps.plots import NORTH
+from cadenza.musiccaps.audit.plots import NORTH
 
 CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 pytestmark = pytest.mark.skipif(
@@ -97,7 +97,7 @@ def test_audit_report_summary_and_sortable_appendix(report):
 
 @pytest.fixture(scope="module")
 def chain_page(report, tmp_path_factory):
-    from cadenza.musiccaps.chain_report import write_chain_report
+    from cadenza.musiccaps.audit.chain_report import write_chain_report
 
     tmp, html = report
     out = tmp_path_factory.mktemp("chain")

@@ -8,7 +8,7 @@ from audit_synth import write_dataset
 from typer.testing import CliRunner
 
 from cadenza.cli import app
-from cadenza.musiccaps.weights import load_weights
+from cadenza.musiccaps.audit.weights import load_weights
 
 runner = CliRunner()
 

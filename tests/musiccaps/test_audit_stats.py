@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cadenza.musiccaps.schema import ClipRecord
-from cadenza.musiccaps.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
-from cadenza.musiccaps.survival import (
+from cadenza.musiccaps.audit.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
+from cadenza.musiccaps.audit.survival import (
     LOST,
     PENDING,
     SURVIVED,
@@ -19,8 +18,9 @@ from cadenza.musiccaps.survival import (
     survival_from_available,
     survival_from_ingest,
 )
-from cadenza.musiccaps.taxonomy import load_taxonomy
-from cadenza.musiccaps.weights import flatten_weights, load_weights, weighted_shares, write_weights
+from cadenza.musiccaps.audit.taxonomy import load_taxonomy
+from cadenza.musiccaps.audit.weights import flatten_weights, load_weights, weighted_shares, write_weights
+from cadenza.musiccaps.schema import ClipRecord
 from cadenza.shards import FailureRecord, failures_jsonl, shard_name, write_json_atomic, write_shard
 from cadenza.sources import SourceError
 
@@ -150,7 +150,7 @@ def test_survival_from_available_list(tmp_path):
 
 def test_association_matrix_is_consistent():
     # the crude table the audit reports adds up to the clips, for a real assignment
-    from cadenza.musiccaps.analysis import associations
+    from cadenza.musiccaps.audit.analysis import associations
 
     tx = load_taxonomy()
     rng = np.random.default_rng(0)
@@ -165,7 +165,7 @@ def test_association_matrix_is_consistent():
 def test_weights_balance_annotators_within_the_cap():
     from collections import Counter
 
-    from cadenza.musiccaps.weights import annotator_shares, flatten_weights, weighted_shares
+    from cadenza.musiccaps.audit.weights import annotator_shares, flatten_weights, weighted_shares
 
     tx = load_taxonomy()
     # annotator 0 writes most clips and most of them about salsa: groups and annotators are entangled

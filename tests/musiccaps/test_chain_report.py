@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cadenza.cli import app
 from cadenza.musiccaps.audit import AuditConfig, run_audit
-from cadenza.musiccaps.chain_report import build_chain, measure
+from cadenza.musiccaps.audit.chain_report import build_chain, measure
 
 runner = CliRunner()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cadenza.musiccaps.audit.taxonomy import GROUPINGS, PhraseMatcher, TaxonomyError, load_taxonomy, parse_taxonomy
 from cadenza.musiccaps.ontology import Ontology, load_ontology
 from cadenza.musiccaps.schema import ClipRecord
-from cadenza.musiccaps.taxonomy import GROUPINGS, PhraseMatcher, TaxonomyError, load_taxonomy, parse_taxonomy
 
 
 def clip(caption: str, aspects: tuple[str, ...] = (), labels: tuple[str, ...] = ()) -> ClipRecord:

@@ -17,7 +17,7 @@ from cadenza.cli import app
 from cadenza.failure_sides import CLIP, SESSION, side_of
 from cadenza.mediaserver import MediaServer
 from cadenza.musiccaps import load_musiccaps
-from cadenza.musiccaps.survival import LOST, PENDING, SURVIVED, survival_from_ingest
+from cadenza.musiccaps.audit.survival import LOST, PENDING, SURVIVED, survival_from_ingest
 from cadenza.pipelines.clipjob import ClipJobConfig, process_clip
 from cadenza.pipelines.fetch import Fetcher, FetchOptions
 from cadenza.pipelines.fetch_errors import classify

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cadenza.musiccaps.ranking import SCORE_TEXT, SUMMARY_SCOPE
-from cadenza.musiccaps.report_html import esc as _esc
-from cadenza.musiccaps.report_html import estimate_svg
-from cadenza.musiccaps.report_html import figure as _figure
-from cadenza.musiccaps.report_html import pct as _pct
-from cadenza.musiccaps.report_html import table as _table
+from cadenza.musiccaps.audit.ranking import SCORE_TEXT, SUMMARY_SCOPE
+from cadenza.musiccaps.audit.report_html import esc as _esc
+from cadenza.musiccaps.audit.report_html import estimate_svg
+from cadenza.musiccaps.audit.report_html import figure as _figure
+from cadenza.musiccaps.audit.report_html import pct as _pct
+from cadenza.musiccaps.audit.report_html import table as _table
 
 
 def _ci_text(ci) -> str:

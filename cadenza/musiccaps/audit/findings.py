@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cadenza.musiccaps.stats import ratio_text
-from cadenza.musiccaps.taxonomy import GROUPINGS, Taxonomy
+from cadenza.musiccaps.audit.stats import ratio_text
+from cadenza.musiccaps.audit.taxonomy import GROUPINGS, Taxonomy
 
 
 def _pct(x: float) -> str:
@@ -276,7 +276,7 @@ def _weights_finding(metrics: dict) -> list[dict[str, Any]]:
 
 def build_findings(metrics: dict, taxonomy: Taxonomy, config) -> list[dict[str, Any]]:
     """Every finding: alerts ranked by score (ranking.py; the best few form the summary), then context."""
-    from cadenza.musiccaps.ranking import rank_findings
+    from cadenza.musiccaps.audit.ranking import rank_findings
 
     found = [
         *_coverage_findings(metrics, taxonomy, config),

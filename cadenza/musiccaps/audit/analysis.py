@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from cadenza.musiccaps.audit.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
+from cadenza.musiccaps.audit.taxonomy import GROUPINGS, ROLLUPS, UNSPECIFIED, Assignment, Taxonomy
 from cadenza.musiccaps.splits import split_of
-from cadenza.musiccaps.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
-from cadenza.musiccaps.taxonomy import GROUPINGS, ROLLUPS, UNSPECIFIED, Assignment, Taxonomy
 
 COVERAGE_SPLITS = ("balanced", "audioset_eval", "audioset_train")
 
@@ -264,7 +264,7 @@ def annotator_profiles(assignments: Sequence[Assignment], taxonomy: Taxonomy, mi
 
 def survival_by_group(assignments: Sequence[Assignment], survival, min_group: int) -> dict[str, Any]:
     """Survival rate per group (Wilson CI) and a test of each group against the rest (BH across all)."""
-    from cadenza.musiccaps.survival import LOST, PENDING, STATUSES, SURVIVED
+    from cadenza.musiccaps.audit.survival import LOST, PENDING, STATUSES, SURVIVED
 
     status = [survival.status.get(a.clip.key, PENDING) for a in assignments]
     done = np.array([s in (SURVIVED, LOST) for s in status])  # only clip-side failures count as lost

@@ -9,15 +9,15 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from cadenza.musiccaps.ranking import ROLLUP_LABELS, forest_tests
-from cadenza.musiccaps.report_html import CSS as _CSS
-from cadenza.musiccaps.report_html import ERROR_JS, IMAGES_CHECK_JS, SORT_JS
-from cadenza.musiccaps.report_html import esc as _esc
-from cadenza.musiccaps.report_html import figure as _figure
-from cadenza.musiccaps.report_html import pct as _pct
-from cadenza.musiccaps.report_html import table as _table
-from cadenza.musiccaps.report_summary import appendix_section, rule_section, summary_section
-from cadenza.musiccaps.taxonomy import GROUPINGS, Assignment, Taxonomy
+from cadenza.musiccaps.audit.ranking import ROLLUP_LABELS, forest_tests
+from cadenza.musiccaps.audit.report_html import CSS as _CSS
+from cadenza.musiccaps.audit.report_html import ERROR_JS, IMAGES_CHECK_JS, SORT_JS
+from cadenza.musiccaps.audit.report_html import esc as _esc
+from cadenza.musiccaps.audit.report_html import figure as _figure
+from cadenza.musiccaps.audit.report_html import pct as _pct
+from cadenza.musiccaps.audit.report_html import table as _table
+from cadenza.musiccaps.audit.report_summary import appendix_section, rule_section, summary_section
+from cadenza.musiccaps.audit.taxonomy import GROUPINGS, Assignment, Taxonomy
 
 METRICS_SCHEMA = """
 schema_version: 1
@@ -65,7 +65,7 @@ timing_s: {analysis, total}
 """
 
 def make_plots(metrics: dict, taxonomy: Taxonomy) -> dict[str, bytes]:
-    from cadenza.musiccaps import plots
+    from cadenza.musiccaps.audit import plots
 
     out: dict[str, bytes] = {}
     region_colour = {

@@ -3,7 +3,7 @@
 `run_audit(AuditConfig)` reads the CSV (and optionally the ontology, an ingest dir or a list of
 available ytids), assigns every clip to groups with the taxonomy, computes every figure, and writes
 metrics.json, assignments.jsonl, report.html, report.md and the plots into `out`.
-The metrics schema is documented in cadenza/musiccaps/report.py (METRICS_SCHEMA).
+The metrics schema is documented in cadenza/musiccaps/audit/report.py (METRICS_SCHEMA).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.config import from_dict_strict
-from cadenza.musiccaps.analysis import (
+from cadenza.musiccaps.audit.analysis import (
     annotator_profiles,
     apply_fdr,
     associations,
@@ -25,9 +25,9 @@ from cadenza.musiccaps.analysis import (
     rollup_summary,
     survival_by_group,
 )
-from cadenza.musiccaps.findings import build_findings
-from cadenza.musiccaps.sensitivity import region_sensitivity
-from cadenza.musiccaps.taxonomy import GROUPINGS, REGION_RULES, Assignment, Taxonomy, load_taxonomy
+from cadenza.musiccaps.audit.findings import build_findings
+from cadenza.musiccaps.audit.sensitivity import region_sensitivity
+from cadenza.musiccaps.audit.taxonomy import GROUPINGS, REGION_RULES, Assignment, Taxonomy, load_taxonomy
 
 METRICS_SCHEMA_VERSION = 1
 
@@ -117,7 +117,7 @@ def audit_assignments(
 
     Returns the metrics and the assignments under config.region_evidence, which every figure but the
     rule comparison uses."""
-    from cadenza.musiccaps.weights import annotator_shares, flatten_weights, primary_groups, weighted_shares
+    from cadenza.musiccaps.audit.weights import annotator_shares, flatten_weights, primary_groups, weighted_shares
 
     assignments = [taxonomy.region_view(a, config.region_evidence) for a in all_evidence]
     metrics: dict[str, Any] = {"schema_version": METRICS_SCHEMA_VERSION, "clips": len(assignments)}
@@ -166,11 +166,11 @@ def audit_assignments(
 
 def run_audit(config: AuditConfig) -> dict[str, Any]:
     """Audit a MusicCaps CSV; write metrics.json, assignments.jsonl, report.html, report.md, *.png."""
+    from cadenza.musiccaps.audit.report import write_reports
+    from cadenza.musiccaps.audit.survival import survival_from_available, survival_from_ingest
+    from cadenza.musiccaps.audit.weights import weights_by_ytid, write_weights
     from cadenza.musiccaps.csvload import load_musiccaps
     from cadenza.musiccaps.ontology import load_ontology
-    from cadenza.musiccaps.report import write_reports
-    from cadenza.musiccaps.survival import survival_from_available, survival_from_ingest
-    from cadenza.musiccaps.weights import weights_by_ytid, write_weights
 
     t0 = time.perf_counter()
     result = load_musiccaps(config.csv)

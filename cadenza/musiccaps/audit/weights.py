@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cadenza.musiccaps.taxonomy import UNSPECIFIED, Assignment
+from cadenza.musiccaps.audit.taxonomy import UNSPECIFIED, Assignment
 
 
 def primary_groups(assignments: Sequence[Assignment], grouping: str) -> list[str]:

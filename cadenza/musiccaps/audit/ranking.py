@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cadenza.musiccaps.stats import Z95, ratio_text
+from cadenza.musiccaps.audit.stats import Z95, ratio_text
 
 SCORE_TEXT = (
     "score = |ln R| x 1/SE(ln R) x log10(clips), R the finding's ratio (annotator-adjusted for confounded "

@@ -263,7 +263,7 @@ def _cell_text(cell: dict[str, Any] | None, share: bool) -> str:
 
 
 def render_chain_html(chain: dict[str, Any], pngs: dict[str, bytes]) -> str:
-    from cadenza.musiccaps.report_html import CSS, ERROR_JS, IMAGES_CHECK_JS, SORT_JS, esc, figure, table
+    from cadenza.musiccaps.audit.report_html import CSS, ERROR_JS, IMAGES_CHECK_JS, SORT_JS, esc, figure, table
 
     status_rows = [[c["title"], c["stage"], c["status"]] for c in chain["columns"]]
     ran = [c for c in chain["columns"] if c["status"] == "ok"]
@@ -314,7 +314,7 @@ def write_chain_report(
     chain = build_chain(audit_dir, codec_dir, eval_dir)
     pngs: dict[str, bytes] = {}
     if plots:
-        from cadenza.musiccaps.plots import chain_panels
+        from cadenza.musiccaps.audit.plots import chain_panels
 
         pngs = {f"chain_{g}.png": chain_panels(chain, g) for g in CHAIN_GROUPINGS}
     out = Path(out_dir)
