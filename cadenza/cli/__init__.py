@@ -13,7 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 # commands in --help in the order the chain runs them; commands not named here come last
-PIPELINE_ORDER = ("musiccaps", "ingest", "codec", "tokenize", "audit", "train", "sample", "evaluate", "demo")
+PIPELINE_ORDER = ("musiccaps", "ingest", "codec", "tokenize", "index", "audit", "train", "sample", "evaluate", "report",
+                  "demo", "doctor")
 
 
 class _PipelineOrderGroup(TyperGroup):

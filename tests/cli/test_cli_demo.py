@@ -15,7 +15,7 @@ def test_demo_help_explains_the_command():
     result = runner.invoke(app, ["demo", "--help"])
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    for words in ("--out", "--csv", "random-init", "127.0.0.1", "Safe to run twice"):
+    for words in ("--out", "--csv", "--codec-steps", "EnCodec", "127.0.0.1", "Safe to run twice"):
         assert words in text
 
 
@@ -23,7 +23,7 @@ def test_demo_plan_builds_the_dataset_and_lists_every_stage(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--clips", "1", "--plan"])
     assert result.exit_code == 0, result.output
     for stage in ("dataset", "fetch_metadata", "ingest", "tokenize", "audit", "train", "sample", "evaluate",
-                  "per audit group", "RANDOM-INIT"):
+                  "per audit group", "codec_train", "codec_eval", "the trained codec"):
         assert stage in result.output
     csv = tmp_path / "demo-data" / "musiccaps-demo.csv"
     assert len(load_musiccaps(csv).clips) == 2  # one synthesised clip + the planted missing-media row

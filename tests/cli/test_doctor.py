@@ -80,9 +80,10 @@ def test_ingest_warns_at_startup_for_youtube_only(tmp_path, monkeypatch):
     without_deno(monkeypatch, tmp_path / "empty")
     csv = tmp_path / "mc.csv"
     csv.write_text("ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,"
-                   "is_audioset_eval\n-0Gj8-vB1q4,30,40,/m/04rlf,\"['x']\",c,1,False,False\n")
-    # --limit 0: nothing is fetched, so nothing leaves this machine; the start-up check still runs
-    base = ["ingest", "--csv", str(csv), "--limit", "0", "--ontology", "none", "--no-progress",
+                   "is_audioset_eval\nnot-a-ytid,30,40,/m/04rlf,\"['x']\",c,1,False,False\n")
+    # the one row fails validation: nothing is fetched, so nothing leaves this machine; the start-up check
+    # still runs
+    base = ["ingest", "--csv", str(csv), "--ontology", "none", "--no-progress",
             "--direct_running_mode", "in_memory"]
     res = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "yt")])
     assert res.exit_code == 0, res.output

@@ -75,7 +75,7 @@ def test_rerun_with_nothing_to_do_hints_at_retry_failed(media_dir, tmp_path):  #
     assert "nothing to do" in again.stderr and "--retry-failed" in again.stderr and "not_found 1" in again.stderr
 
 
-@pytest.mark.parametrize(("rate", "status"), [("0.2", 4), ("0.5", 0)])
+@pytest.mark.parametrize(("rate", "status"), [("0.2", 5), ("0.5", 0)])
 def test_max_failure_rate_decides_the_status(media_dir, tmp_path, rate, status):  # noqa: F811
     csv = write_csv(tmp_path / "mc.csv", [("goodAAAAAAA", 0, 4), ("f404xxxxxxx", 0, 4)])
     with MediaServer(media_dir, faults={"f404xxxxxxx": "404"}) as srv:
