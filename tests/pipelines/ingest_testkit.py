@@ -101,7 +101,7 @@ def read_all(out: Path) -> tuple[dict[str, dict], list[dict]]:
 def read_pending(out: Path) -> dict[str, str]:
     """Rows the shards' stats list as pending (session-side failures): key -> category."""
     pending: dict[str, str] = {}
-    for stats in sorted((out / "shards").glob("*.stats.json")):
+    for stats in sorted((out / "stats").glob("*.stats.json")):
         st = json.loads(stats.read_text())
         assert len(st["pending"]) == sum(st["pending_by_category"].values())
         pending.update(st["pending"])
