@@ -68,7 +68,8 @@ def test_commands_are_listed_in_pipeline_order_and_version_prints(capsys):
         main(["--help"])
     assert done.value.code == 0
     listed = [ln.split()[0] for ln in capsys.readouterr().out.split("Commands:")[1].splitlines() if ln.strip()]
-    assert listed == [c for c in PIPELINE_ORDER if c in listed] and listed[:4] == ["musiccaps", "ingest", "codec", "tokenize"]
+    assert listed == [c for c in PIPELINE_ORDER if c in listed]
+    assert listed[:4] == ["musiccaps", "ingest", "codec", "tokenize"]
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("cadenza 0.")
