@@ -10,6 +10,7 @@ from cadenza.demo.run import missing_stages, run_demo
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # the whole chain twice; about 5 min on an idle 2-core machine
 def test_run_demo_end_to_end(tmp_path):
     assert missing_stages() == {}
     import torch
