@@ -36,6 +36,7 @@ class CodecEvalConfig:
     max_clips: int | None = None  # spread over all shards; None: every clip
     min_group_size: int = 3  # groups with fewer clips are listed but not tested
     progress: bool = True
+    torch_threads: int | None = 1  # as for codec training: one thread, robust on a shared 2-core machine
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +159,18 @@ def group_breakdown(rows: list[dict[str, Any]], hists: list[np.ndarray], assignm
 
 def evaluate_codec(config: CodecEvalConfig) -> dict[str, Any]:
     """Write OUT/metrics.json, OUT/clips.jsonl, plots and OUT/report.html; return the metrics."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    try:
+        return _evaluate(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(config: CodecEvalConfig) -> dict[str, Any]:
     from cadenza.codec.report import write_codec_report
 
     cfg = config
