@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cadenza.training import token_metrics as tm
+from cadenza.training.eval_report_metrics import group_gain_cells, sections
 
 
 def _plt():
@@ -95,12 +96,14 @@ def _group_table(grouping: str, table: dict[str, Any]) -> str:
                     (gm.get("memorization_generated") or {}).get("train_ngram_match_fraction", float("nan")),
                 )
             )
+            + "".join(group_gain_cells(r))
             + "</tr>"
         )
     head = (
         "<tr><th>group</th><th>held-out clips</th><th>NLL semantic</th><th>NLL acoustic</th>"
         "<th>generated</th><th>JS semantic</th><th>repeated n-grams</th><th>Frechet features</th>"
-        "<th>train n-gram match</th></tr>"
+        "<th>train n-gram match</th><th>caption gain semantic [95% CI]</th>"
+        "<th>caption gain acoustic [95% CI]</th></tr>"
     )
     return f"<h3>{html.escape(grouping)}</h3><table>{head}{''.join(rows)}</table>"
 
@@ -121,6 +124,7 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
         *(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in nll.items()),
         "</table>",
         f"<img src='{plot_nll(out, nll)}'>",
+        *sections(out, metrics),
     ]
     g = metrics.get("generated")
     if g:
@@ -143,7 +147,9 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
             "distinct n-gram fraction across clips, generated / held-out": pair(
                 rep_g["distinct_ngram_fraction"], rep_h["distinct_ngram_fraction"]
             ),
-            "Frechet distance of audio features (MFCC/spectral)": g.get("frechet_audio_feature_distance", float("nan")),
+            f"Frechet distance of audio features ({metrics.get('embeddings', 'mfcc')})": g.get(
+                "frechet_audio_feature_distance", float("nan")
+            ),
         }
         mem = g.get("memorization_generated")
         if mem:
