@@ -97,22 +97,37 @@ def _evaluate(
     seed: int = typer.Option(0, "--seed"),
     codec_weights: str = typer.Option(None, "--codec-weights"),
     codec_random_init: bool = typer.Option(False, "--codec-random-init"),
+    embeddings: str = typer.Option(
+        "mfcc", "--embeddings", help="Audio embeddings for FD/KAD/adherence: mfcc (offline), encodec, hf:PATH."
+    ),
+    labels: str = typer.Option(
+        None, "--labels", help="JSON {clip key or ytid: label} (or the demo's demo-manifest.json) for adherence; "
+        "default: the audit's --label-grouping."
+    ),
+    label_grouping: str = typer.Option("genre", "--label-grouping", help="Audit grouping that labels clips."),
 ) -> None:
-    """Held-out NLL/perplexity, codebook usage, token-histogram KL/JS, Frechet audio-feature distance,
-    repetition/diversity and a memorization probe, optionally per audit group."""
+    """Held-out NLL, caption information gain, KAD/FD against a reference floor, prompt adherence, pull toward
+    the mainstream, token statistics and a memorization probe, optionally per audit group."""
     from rich.console import Console
 
-    from cadenza.training.evaluate import EvalConfig, evaluate
+    from cadenza.training.embeddings import EmbeddingError
+    from cadenza.training.evaluate import EvalConfig, evaluate, load_labels
     from cadenza.training.sampler import SampleConfig
 
-    cfg = EvalConfig(num_samples=num_samples, seconds=seconds, sample=SampleConfig(seed=seed))
-    m = evaluate(
-        run, shards, out, audit_dir=audit, config=cfg, codec_weights=codec_weights, codec_random_init=codec_random_init
-    )
-    nll = m["nll"]
+    cfg = EvalConfig(num_samples=num_samples, seconds=seconds, sample=SampleConfig(seed=seed),
+                     embeddings=embeddings, label_grouping=label_grouping)
+    try:
+        clip_labels = load_labels(labels)
+        m = evaluate(run, shards, out, audit_dir=audit, labels=clip_labels, config=cfg, codec_weights=codec_weights,
+                     codec_random_init=codec_random_init)
+    except (EmbeddingError, FileNotFoundError, ValueError) as exc:
+        typer.secho(f"error: {str(exc).splitlines()[0]}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    nll, cg = m["nll"], m["caption_gain"]
     Console().print(
         f"held-out NLL semantic {nll.get('nll_semantic', float('nan')):.3f}, acoustic "
-        f"{nll.get('nll_acoustic', float('nan')):.3f} nats/token; report: {Path(out) / 'report.html'}"
+        f"{nll.get('nll_acoustic', float('nan')):.3f} nats/token; caption gain semantic "
+        f"{cg['semantic']['gain']:.3f}, acoustic {cg['acoustic']['gain']:.3f}; report: {Path(out) / 'report.html'}"
     )
 
 

@@ -102,6 +102,21 @@ def load_assignments(audit_dir: str | None) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+def load_labels(path: str | None) -> dict[str, str] | None:
+    """Clip labels for adherence: a JSON object {clip key or ytid: label}, or the demo dataset's
+    demo-manifest.json (its styles)."""
+    if not path:
+        return None
+    from cadenza.shards import read_json
+
+    data = read_json(path)
+    if isinstance(data, dict) and isinstance(data.get("clips"), list):
+        return {str(c["ytid"]): str(c["style"]) for c in data["clips"] if "ytid" in c and "style" in c}
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"{path}: expected a JSON object {{clip key or ytid: label}} or a demo-manifest.json")
+    return dict(data)
+
+
 def _groups_of(clip_key: str, ytid: str, assignments: dict[str, dict[str, list[str]]]) -> dict[str, list[str]]:
     return assignments.get(clip_key) or assignments.get(ytid) or {}
 
