@@ -181,5 +181,12 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
                 f"<td><img height=90 src='wavs/{w['png']}'></td></tr>"
             )
         parts.append("</table>")
+    # lets a headless browser (the report's browser test) say whether every plot decoded
+    parts.append(
+        "<script>window.addEventListener('load', function () { var imgs = Array.from(document.images);"
+        " document.documentElement.setAttribute('data-images', String(imgs.length));"
+        " document.documentElement.setAttribute('data-images-ok', String(imgs.every(function (i) {"
+        " return i.complete && i.naturalWidth > 0; }))); });</script>"
+    )
     parts.append("</body></html>")
     (out / "report.html").write_text("\n".join(parts))
