@@ -78,3 +78,31 @@ def test_embedding_choices(tmp_path):
         make_embedder("encodec", object())
     with pytest.raises(EmbeddingError, match="choose mfcc"):
         make_embedder("clap", None)
+
+
+def test_encodec_embeddings_follow_the_codes():
+    from cadenza.tokenizers.acoustic import load_acoustic
+
+    codec = load_acoustic("encodec_24khz", random_init=True, small=True, optimize="eager")
+    embed = make_embedder("encodec", codec)
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, codec.vocab_size, (codec.num_codebooks, 20))
+    b = rng.integers(0, codec.vocab_size, (codec.num_codebooks, 20))
+    ea, eb = embed(np.zeros(10), codec.sample_rate, a), embed(np.zeros(10), codec.sample_rate, b)
+    assert ea.ndim == 1 and ea.shape == eb.shape and not np.allclose(ea, eb)
+    assert np.allclose(ea, embed(np.zeros(10), codec.sample_rate, a))
+
+
+def test_hf_embeddings_from_a_local_model_directory(tmp_path):
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                         conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
+                         num_conv_pos_embedding_groups=2)
+    Wav2Vec2Model(cfg).save_pretrained(tmp_path / "w2v")
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(tmp_path / "w2v")
+    embed = make_embedder(f"hf:{tmp_path / 'w2v'}", None)
+    t = np.arange(8000) / 8000
+    low, high = (np.sin(2 * np.pi * f * t).astype(np.float32) for f in (200, 2000))
+    e_low, e_high = embed(low, 8000, np.zeros((1, 1))), embed(high, 8000, np.zeros((1, 1)))
+    assert e_low.shape == (16,) and not np.allclose(e_low, e_high)
