@@ -23,7 +23,7 @@ from typing import Any
 
 from cadenza import orchestration as orch
 from cadenza.demo import run as demo_run
-from cadenza.demo.dataset import build_demo_dataset
+from cadenza.demo.dataset import MANIFEST_NAME, build_demo_dataset
 
 
 class Clock:
@@ -99,7 +99,7 @@ def main() -> None:
     clock.run("train", orch.train, split["train"], d["run"], preset="tiny", steps=args.steps, weights=weights)
     cfg = EvalConfig(num_samples=args.samples, write_wavs=False)
     res = clock.run("evaluate x4", run_validity, d["run"], split["heldout"], root / "validity", config=cfg,
-                    audit_dir=d["audit"], labels=load_labels(str(ds.root / "demo-manifest.json")),
+                    audit_dir=d["audit"], labels=load_labels(str(ds.root / MANIFEST_NAME)),
                     codec_weights=codec_dir, codec_random_init=codec_dir is None)
     total = time.perf_counter() - t0
 

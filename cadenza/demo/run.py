@@ -88,7 +88,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
 
     with contextlib.ExitStack() as stack:
         if plan.offline:
-            from cadenza.demo.dataset import build_demo_dataset
+            from cadenza.demo.dataset import MANIFEST_NAME, build_demo_dataset
 
             console.rule("[bold]cadenza demo: synthesised MusicCaps-format data")
             ds = build_demo_dataset(plan.out_dir / "demo-data", n_clips=n_clips, seed=seed)
@@ -134,9 +134,11 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
     results["sample"] = orch.sample(dirs["run"], dirs["samples"], prompts=DEMO_PROMPTS[:num_samples], seed=seed,
                                     seconds=sample_seconds,
                                     codec_random_init=plan.offline)
+    # offline, the demo's own styles label the clips for prompt adherence; otherwise the audit's genres
+    labels = str(ds.root / MANIFEST_NAME) if plan.offline else None
     results["evaluate"] = orch.evaluate(dirs["run"], results["split"]["heldout"], dirs["eval"],
                                         audit_dir=dirs["audit"], num_samples=num_samples,
-                                        codec_random_init=plan.offline)
+                                        codec_random_init=plan.offline, labels=labels)
     print_summary(console, results)
     return results
 

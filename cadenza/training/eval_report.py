@@ -103,7 +103,7 @@ def _group_table(grouping: str, table: dict[str, Any]) -> str:
         "<tr><th>group</th><th>held-out clips</th><th>NLL semantic</th><th>NLL acoustic</th>"
         "<th>generated</th><th>JS semantic</th><th>repeated n-grams</th><th>Frechet features</th>"
         "<th>train n-gram match</th><th>caption gain semantic [95% CI]</th>"
-        "<th>caption gain acoustic [95% CI]</th></tr>"
+        "<th>caption gain acoustic [95% CI]</th><th>adherence [95% CI]</th><th>pulled to the mainstream</th></tr>"
     )
     return f"<h3>{html.escape(grouping)}</h3><table>{head}{''.join(rows)}</table>"
 

@@ -141,14 +141,14 @@ def mainstream_section(out: Path, p: dict[str, Any]) -> list[str]:
         return ["<h2>Pull toward the mainstream</h2>", "<p>Not measured: no label has references of its own.</p>"]
     plt = _plt()
     names = list(rows)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(names) + 2), 3.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 3.2))
     x = range(len(names))
     ax.bar([i - 0.2 for i in x], [rows[n]["distance_own"] for n in names], 0.4, color=GAIN_COLOUR,
            label="to own references")
     ax.bar([i + 0.2 for i in x], [rows[n]["distance_rest"] for n in names], 0.4,
            color=[FLAG_COLOUR if rows[n]["flagged"] else "#999999" for n in names], label="to the rest")
     ax.set_xticks(list(x), names, rotation=30)
-    ax.set(title="Samples' distance to their own label vs the rest (red: flagged)", ylabel="mean distance")
+    ax.set(title="Samples: distance to own label vs rest (red: flagged)", ylabel="mean distance")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "mainstream_pull.png", dpi=80)
@@ -194,4 +194,8 @@ def group_gain_cells(row: dict[str, Any]) -> list[str]:
     for stage in ("semantic", "acoustic"):
         r = cg.get(stage) or {}
         cells.append(f"<td>{_f(r.get('gain', float('nan')))} {_ci(r)}</td>")
+    adh, pull = row.get("adherence"), row.get("mainstream_pull") or {}
+    cells.append(f"<td>{_f(adh['accuracy'])} {_ci(adh)}</td>" if adh else "<td></td>")
+    cells.append("<td style='background:#fdd'>FLAGGED</td>" if pull.get("flagged") else
+                 f"<td>{'no' if 'flagged' in pull else ''}</td>")
     return cells

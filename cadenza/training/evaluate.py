@@ -305,6 +305,8 @@ def evaluate(
     if assignments:
         metrics["by_group"] = breakdown(per_clip, gen, prompts, assignments, spec, cfg, train_ngrams, mem_n,
                                         caption_gain)
+        if not labels:  # the audit's label grouping labelled the clips: its table gets their adherence and pull
+            _attach_label_metrics(metrics["by_group"].get(cfg.label_grouping) or {}, metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     from cadenza.training.eval_report import write_report
 
@@ -330,6 +332,16 @@ def audio_metrics(gen, refs, ref_labels, boots: int, seed: int) -> dict[str, Any
     else:
         out["adherence"] = {"skipped": "no clip has a label (pass labels or an audit with the label grouping)"}
     return out
+
+
+def _attach_label_metrics(table: dict[str, Any], metrics: dict[str, Any]) -> None:
+    per_label = (metrics.get("adherence") or {}).get("per_label") or {}
+    pull = (metrics.get("mainstream_pull") or {}).get("labels") or {}
+    for group, row in table.items():
+        if group in per_label:
+            row["adherence"] = per_label[group]
+        if group in pull:
+            row["mainstream_pull"] = pull[group]
 
 
 def breakdown(per_clip, gen, prompts, assignments, spec, cfg, train_ngrams, mem_n, caption_gain) -> dict[str, Any]:

@@ -137,6 +137,8 @@ def test_train_sample_evaluate_with_audit(tmp_path):
     assert m["adherence"]["classes"] == ["north", "south"] and m["adherence"]["samples"] == 4
     assert set(m["mainstream_pull"]["labels"]) == {"north", "south"}
     assert region["north"]["caption_gain"]["clips"] == 3
+    assert region["north"]["adherence"]["samples"] == 3 and "flagged" in region["south"]["mainstream_pull"]
+    assert "pulled to the mainstream" in (ev / "report.html").read_text()
     assert "Caption information gain" in html and "caption_gain.png" in html and "distances.png" in html
     assert "Pull toward the mainstream" in html and "adherence.png" in html
 
