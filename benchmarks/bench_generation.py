@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="tiny-model training steps")
     ap.add_argument("--codec-steps", type=int, default=None, help="codec training steps (default: its preset's)")
     ap.add_argument("--samples", type=int, default=64, help="held-out captions to generate from")
+    ap.add_argument("--embeddings", default="mfcc", help="mfcc | encodec | hf:PATH")
     ap.add_argument("--random-codec", action="store_true", help="skip codec training (audio metrics meaningless)")
     args = ap.parse_args()
 
@@ -97,7 +98,7 @@ def main() -> None:
               audio_dir=d["audio"], weights_out=weights)
     split = orch.split_tokens(d["tokens"], d["split"], heldout_shards=args.heldout_shards)
     clock.run("train", orch.train, split["train"], d["run"], preset="tiny", steps=args.steps, weights=weights)
-    cfg = EvalConfig(num_samples=args.samples, write_wavs=False)
+    cfg = EvalConfig(num_samples=args.samples, write_wavs=False, embeddings=args.embeddings)
     res = clock.run("evaluate x4", run_validity, d["run"], split["heldout"], root / "validity", config=cfg,
                     audit_dir=d["audit"], labels=load_labels(str(ds.root / MANIFEST_NAME)),
                     codec_weights=codec_dir, codec_random_init=codec_dir is None)
@@ -119,7 +120,9 @@ def main() -> None:
               f"{','.join(r['mainstream_flagged'] or []) or '-'}")
     t = res["models"]["trained"]
     if t["chance"]:
-        print(f"trained adherence = {t['adherence'] / t['chance']:.2f}x chance")
+        print(f"trained adherence = {t['adherence'] / t['chance']:.2f}x chance on {args.embeddings} embeddings of "
+              f"the decoded audio; on semantic-token histograms (semantic stage only): "
+              f"{t['adherence_semantic_tokens']:.3f} = {t['adherence_semantic_tokens'] / t['chance']:.2f}x chance")
     print("verdicts: " + ", ".join(f"{k} {'separates' if v['separates'] else 'DOES NOT separate'}"
                                    for k, v in res["verdicts"].items()))
     print("wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.stages.items())

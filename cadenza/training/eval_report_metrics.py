@@ -111,9 +111,14 @@ def distances_section(out: Path, d: dict[str, Any], embeddings: str) -> list[str
     ]
 
 
-def adherence_section(out: Path, a: dict[str, Any]) -> list[str]:
+def adherence_section(out: Path, a: dict[str, Any], tokens: dict[str, Any] | None = None) -> list[str]:
     if "skipped" in a:
         return ["<h2>Prompt adherence</h2>", f"<p>Not measured: {html.escape(a['skipped'])}</p>"]
+    stage = ""
+    if tokens and "skipped" not in tokens:
+        stage = (f"<p>The same classifier on semantic-token histograms (the semantic stage alone, before the "
+                 f"acoustic stage and the codec): accuracy {_f(tokens['accuracy'])} {_ci(tokens)}, "
+                 f"{_f(tokens['ratio_to_chance'])}x chance.</p>")
     labels = ["all", *a["per_label"]]
     rows = [a, *a["per_label"].values()]
     img = _bars(out, "adherence.png", labels, rows, "accuracy", "Prompt adherence (95% CI; dashed: chance)",
@@ -130,6 +135,7 @@ def adherence_section(out: Path, a: dict[str, Any]) -> list[str]:
         f"accuracy on them: {_f(cv) if cv is not None else 'n/a'}) labels the samples generated from their "
         f"captions. Chance: {_f(a['chance'])}; accuracy {_f(a['accuracy'])} = {_f(a['ratio_to_chance'])}x chance, "
         f"{'above' if a['above_chance'] else 'not clearly above'} it.</p>",
+        stage,
         f"<table><tr><th>label</th><th>samples</th><th>accuracy</th><th>95% CI</th></tr>{body}</table>",
         f"<img src='{img}'>",
     ]
@@ -181,7 +187,7 @@ def sections(out: Path, metrics: dict[str, Any]) -> list[str]:
     if metrics.get("distances"):
         parts += distances_section(out, metrics["distances"], metrics.get("embeddings", "mfcc"))
     if metrics.get("adherence"):
-        parts += adherence_section(out, metrics["adherence"])
+        parts += adherence_section(out, metrics["adherence"], metrics.get("adherence_semantic_tokens"))
     if metrics.get("mainstream_pull"):
         parts += mainstream_section(out, metrics["mainstream_pull"])
     return parts

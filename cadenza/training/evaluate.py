@@ -314,6 +314,11 @@ def evaluate(
     return metrics
 
 
+def _token_histogram(tokens: np.ndarray, vocab: int) -> np.ndarray:
+    h = np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab)[:vocab].astype(np.float64)
+    return h / max(h.sum(), 1.0)
+
+
 def audio_metrics(gen, refs, ref_labels, boots: int, seed: int) -> dict[str, Any]:
     """KAD/FD against the reference floor; adherence and mainstream pull where clips have labels."""
     out: dict[str, Any] = {}
@@ -329,6 +334,11 @@ def audio_metrics(gen, refs, ref_labels, boots: int, seed: int) -> dict[str, Any
         gl = [str(ref_labels[i]) for i in gen_known]
         out["adherence"] = gm.adherence(r_emb[known], rl, g_emb[gen_known], gl)
         out["mainstream_pull"] = gm.mainstream_pull(r_emb[known], rl, g_emb[gen_known], gl)
+        # the same classifier on semantic-token histograms: the semantic stage's adherence, before the
+        # acoustic stage and the codec (which a random-init codec, or a weak acoustic stage, would blur)
+        vocab = int(max(np.concatenate([c["semantic"] for c in (*gen, *refs)]).max() + 1, 1))
+        r_tok, g_tok = (np.stack([_token_histogram(c["semantic"], vocab) for c in items]) for items in (refs, gen))
+        out["adherence_semantic_tokens"] = gm.adherence(r_tok[known], rl, g_tok[gen_known], gl)
     else:
         out["adherence"] = {"skipped": "no clip has a label (pass labels or an audit with the label grouping)"}
     return out

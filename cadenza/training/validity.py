@@ -51,6 +51,8 @@ def headline(m: dict[str, Any]) -> dict[str, Any]:
         "caption_gain_semantic_ci95": (cg.get("semantic") or {}).get("ci95"),
         "caption_gain_acoustic": (cg.get("acoustic") or {}).get("gain"),
         "caption_gain_acoustic_ci95": (cg.get("acoustic") or {}).get("ci95"),
+        "adherence_semantic_tokens": (m.get("adherence_semantic_tokens") or {}).get("accuracy"),
+        "adherence_semantic_tokens_ci95": (m.get("adherence_semantic_tokens") or {}).get("ci95"),
         "adherence": a.get("accuracy"),
         "adherence_ci95": a.get("ci95"),
         "chance": a.get("chance"),
@@ -87,15 +89,16 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             and _no_gain(u, key, t[key])
         )
         out[key] = {"expected": "perfect >= trained > shuffled ~ untrained ~ 0", "separates": bool(ok)}
-    ok = (
-        p["adherence"] >= t["adherence"]
-        and t["adherence_ci95"][0] > t["chance"]
-        and t["adherence"] > s["adherence"]
-        and t["adherence"] > u["adherence"]
-        and _overlaps(s["adherence_ci95"], s["chance"])
-        and _overlaps(u["adherence_ci95"], u["chance"])
-    )
-    out["adherence"] = {"expected": "perfect >= trained > shuffled ~ untrained ~ chance", "separates": bool(ok)}
+    for key in ("adherence", "adherence_semantic_tokens"):
+        ok = (
+            p[key] >= t[key]
+            and t[f"{key}_ci95"][0] > t["chance"]
+            and t[key] > s[key]
+            and t[key] > u[key]
+            and _overlaps(s[f"{key}_ci95"], s["chance"])
+            and _overlaps(u[f"{key}_ci95"], u["chance"])
+        )
+        out[key] = {"expected": "perfect >= trained > shuffled ~ untrained ~ chance", "separates": bool(ok)}
     for key in ("kad", "fd"):
         out[key] = {"expected": "perfect < trained < untrained", "separates": bool(p[key] < t[key] < u[key])}
     return out

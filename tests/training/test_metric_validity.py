@@ -36,7 +36,9 @@ def validity(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("metric", ["caption_gain_semantic", "caption_gain_acoustic", "adherence", "kad", "fd"])
+@pytest.mark.parametrize(
+    "metric", ["caption_gain_semantic", "caption_gain_acoustic", "adherence", "adherence_semantic_tokens", "kad", "fd"]
+)
 def test_metric_separates_good_from_broken_models(validity, metric):
     _, res = validity
     assert res["verdicts"][metric]["separates"], json.dumps(res["models"], indent=1)
