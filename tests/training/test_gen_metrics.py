@@ -106,3 +106,32 @@ def test_hf_embeddings_from_a_local_model_directory(tmp_path):
     low, high = (np.sin(2 * np.pi * f * t).astype(np.float32) for f in (200, 2000))
     e_low, e_high = embed(low, 8000, np.zeros((1, 1))), embed(high, 8000, np.zeros((1, 1)))
     assert e_low.shape == (16,) and not np.allclose(e_low, e_high)
+
+
+def test_caption_gain_is_zero_for_a_model_that_ignores_text_and_not_otherwise(tmp_path):
+    import torch
+
+    from cadenza.training.caption_gain import CaptionGain
+    from cadenza.training.data import LoaderConfig, TokenSpec, TokenStream, load_token_dir
+    from cadenza.training.evaluate import _clips
+    from cadenza.training.model import MusicLM
+    from cadenza.training.synthetic import make_synthetic_tokens
+
+    manifest = make_synthetic_tokens(tmp_path / "tok", clips=8, shards=1, distinct_styles=True)
+    spec = TokenSpec.from_manifest(manifest)
+    _, shards = load_token_dir(str(tmp_path / "tok"))
+    clips = _clips(TokenStream(shards, spec, LoaderConfig(4, 1.0, train=False)))
+    torch.manual_seed(0)
+    model = MusicLM.build("tiny", spec).eval()
+    groups = [f"s{i % 4}" for i in range(len(clips))]
+    for stage in (model.semantic, model.acoustic):  # a model deaf to its text
+        torch.nn.init.zeros_(stage.text_proj.weight)
+    deaf = CaptionGain(model, clips, spec, groups=groups, boots=50).summary()
+    assert deaf["clips"] == 8 and deaf["clips_with_other_group_caption"] == 8
+    assert deaf["semantic"]["gain"] == 0.0 and deaf["acoustic"]["gain"] == 0.0
+    assert len(deaf["acoustic_per_codebook"]) == spec.num_codebooks
+    for stage in (model.semantic, model.acoustic):
+        torch.nn.init.normal_(stage.text_proj.weight, std=1.0)
+    listening = CaptionGain(model, clips, spec, groups=groups, boots=50)
+    assert listening.summary()["semantic"]["gain"] != 0.0
+    assert listening.summary({clips[0]["key"], clips[1]["key"]})["clips"] == 2
