@@ -147,7 +147,7 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
             "distinct n-gram fraction across clips, generated / held-out": pair(
                 rep_g["distinct_ngram_fraction"], rep_h["distinct_ngram_fraction"]
             ),
-            f"Frechet distance of audio features ({metrics.get('embeddings', 'mfcc')})": g.get(
+            f"Frechet distance, unscaled {metrics.get('embeddings', 'mfcc')} features, vs the prompts' clips": g.get(
                 "frechet_audio_feature_distance", float("nan")
             ),
         }
