@@ -103,8 +103,9 @@ def distances_section(out: Path, d: dict[str, Any], embeddings: str) -> list[str
     return [
         "<h2>Distribution distances</h2>",
         f"<p>{d['generated']} samples against {d['references']} held-out reconstructions, on {html.escape(embeddings)} "
-        "embeddings. The floor is the same distance between two random halves of the references: the best a "
-        f"model can show at this n. KAD is {verdict} the floor (95% CIs).</p>",
+        "embeddings standardised by the references' mean and std. The floor is the same distance between "
+        "two random halves of the references: the best a model can show at this n. "
+        f"KAD is {verdict} the floor (95% CIs).</p>",
         "<table><tr><th>metric</th><th>generated vs references</th><th>95% CI</th><th>reference floor</th>"
         f"<th>floor 95% range</th></tr>{rows}</table>",
         "<img src='distances.png'>",
