@@ -8,8 +8,8 @@ floor, the mainstream-pull flags and the wall time of every stage.
 
     PYTHONPATH=. python benchmarks/bench_generation.py --out /tmp/bench-gen [--clips 56] [--steps 300]
 
-Without the codec trainer (or with --random-codec) the chain runs on the random-init codec and says
-that its audio metrics mean nothing there.
+With --random-codec the chain runs on the random-init codec instead and says that its audio metrics
+mean little there.
 """
 
 from __future__ import annotations
@@ -39,29 +39,13 @@ class Clock:
         return out
 
 
-def _codec_trainer():
-    try:
-        from cadenza.codec.trainer import CodecTrainConfig, train_codec
-    except ImportError:
-        return None
-    return CodecTrainConfig, train_codec
-
-
-def tokenize(audio: str, tokens: str, codec: str | None) -> dict[str, Any]:
-    from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
-
-    cfg = TokenizeConfig(shards=audio, out=tokens, codec_weights=codec, codec_random_init=codec is None,
-                         clusters=demo_run.DEMO_SEMANTIC_CLUSTERS)
-    return run_tokenize(cfg, orch.beam_args("DirectRunner", demo_run.DEMO_BEAM_OPTIONS))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--clips", type=int, default=56)
     ap.add_argument("--heldout-shards", type=int, default=2)
     ap.add_argument("--steps", type=int, default=300, help="tiny-model training steps")
-    ap.add_argument("--codec-steps", type=int, default=None, help="codec training steps (default: its preset's)")
+    ap.add_argument("--codec-steps", type=int, default=None, help="codec training steps (default: the demo's)")
     ap.add_argument("--samples", type=int, default=64, help="held-out captions to generate from")
     ap.add_argument("--embeddings", default="mfcc", help="mfcc | encodec | hf:PATH")
     ap.add_argument("--random-codec", action="store_true", help="skip codec training (audio metrics meaningless)")
@@ -82,17 +66,17 @@ def main() -> None:
         clock.run("ingest", orch.ingest, str(ds.csv_path), d["audio"], url_template=url,
                   shard_size=demo_run._shard_size(plan), ontology=str(ds.ontology_path),
                   beam=orch.beam_args("DirectRunner", demo_run.DEMO_BEAM_OPTIONS))
-    trainer = None if args.random_codec else _codec_trainer()
     codec_dir = None
-    if trainer is not None:
-        cfg_cls, train_codec = trainer
-        codec_dir = str(root / "codec")
-        extra = {"steps": args.codec_steps} if args.codec_steps else {}
-        clock.run("codec", train_codec, cfg_cls(shards=d["audio"], out=codec_dir, preset="demo", **extra))
+    beam = orch.beam_args("DirectRunner", demo_run.DEMO_BEAM_OPTIONS)
+    if not args.random_codec:  # as the demo does: a codec trained here, on the demo's own audio
+        clock.run("codec", orch.codec_train, d["audio"], d["codec"], preset=demo_run.DEMO_CODEC_PRESET,
+                  steps=args.codec_steps, holdout_shards=1)
+        codec_dir = d["codec"]
     else:
-        print("NOTE: random-init codec: every decode sounds alike, so KAD/FD/adherence mean nothing here",
+        print("NOTE: random-init codec: its decodes hardly differ, so KAD/FD/adherence on audio mean little",
               file=sys.stderr)
-    clock.run("tokenize", tokenize, d["audio"], d["tokens"], codec_dir)
+    clock.run("tokenize", orch.tokenize, d["audio"], d["tokens"], codec_weights=codec_dir,
+              random_init=codec_dir is None, clusters=demo_run.DEMO_SEMANTIC_CLUSTERS, beam=beam)
     weights = f"{d['audit']}/weights.json"
     clock.run("audit", orch.audit, str(ds.csv_path), d["audit"], ontology=str(ds.ontology_path),
               audio_dir=d["audio"], weights_out=weights)

@@ -23,13 +23,16 @@ YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 
 # where each stage writes under one output root; the DAGs and the demo use the same layout
 STAGE_DIRS = {
-    "metadata": "metadata", "audio": "audio", "tokens": "tokens", "audit": "audit",
+    "metadata": "metadata", "audio": "audio", "codec": "codec", "tokens": "tokens", "audit": "audit",
+    "codec_eval": "codec-eval",
     "split": "split", "run": "run", "samples": "samples", "eval": "eval",
 }
 
 # stage -> (module, entry point)
 ENTRY_POINTS = {
     "ingest": ("cadenza.pipelines.ingest", "run_ingest"),
+    "codec_train": ("cadenza.codec.trainer", "train_codec"),
+    "codec_eval": ("cadenza.codec.evaluate", "evaluate_codec"),
     "tokenize": ("cadenza.pipelines.tokenize", "run_tokenize"),
     "audit": ("cadenza.musiccaps.audit", "run_audit"),
     "train": ("cadenza.training.trainer", "train"),
@@ -141,12 +144,41 @@ def ingest(csv: str, audio_dir: str, *, url_template: str = YOUTUBE_URL_TEMPLATE
     return _manifest_summary("ingest", audio_dir, manifest, "clips_written")
 
 
+def codec_train(audio_dir: str, codec_dir: str, *, preset: str = "demo", steps: int | None = None,
+                holdout_shards: int = 1, val_shards: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """Train an EnCodec on the audio shards (resuming, or reusing a finished run of the same settings)."""
+    mod = _entry("codec_train")
+    config = _config("codec_train", mod.CodecTrainConfig, {
+        "shards": audio_dir, "out": codec_dir, "preset": preset, "steps": steps, "holdout_shards": holdout_shards,
+        "val_shards": val_shards, "seed": seed, "resume": True})
+    with running("codec_train"):
+        record = mod.train_codec(config)
+    held, base = record.get("heldout") or {}, record.get("random_init_baseline") or {}
+    return {"dir": codec_dir, "record": f"{codec_dir}/{mod.RECORD}", "preset": preset, "steps": record["steps"],
+            "heldout_log_mel_l1": held.get("log_mel_l1"), "random_init_log_mel_l1": base.get("log_mel_l1"),
+            "heldout_si_snr": held.get("si_snr"), "random_weights": False}
+
+
+def codec_eval(codec_dir: str, audio_dir: str, eval_dir: str, *, audit_dir: str | None = None,
+               max_clips: int | None = None) -> dict[str, Any]:
+    """Reconstruction quality of a codec on audio shards, per audit group when an audit dir is given."""
+    mod = _entry("codec_eval")
+    config = _config("codec_eval", mod.CodecEvalConfig, {
+        "codec": codec_dir, "shards": audio_dir, "out": eval_dir, "audit": audit_dir, "max_clips": max_clips})
+    with running("codec_eval"):
+        metrics = mod.evaluate_codec(config)
+    return {"dir": eval_dir, "metrics": f"{eval_dir}/metrics.json", "report_html": f"{eval_dir}/report.html",
+            "clips": metrics["clips"], "log_mel_l1": metrics["overall"]["log_mel_l1"]["mean"],
+            "flagged": metrics.get("flagged", [])}
+
+
 def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz", random_init: bool = False,
-             text: str = "minilm", clusters: int = 1024, beam: list[str] | None = None) -> dict[str, Any]:
+             codec_weights: str | None = None, text: str = "minilm", clusters: int = 1024,
+             beam: list[str] | None = None) -> dict[str, Any]:
     mod = _entry("tokenize")
     config = _config("tokenize", mod.TokenizeConfig, {
         "shards": audio_dir, "out": tokens_dir, "acoustic": acoustic, "codec_random_init": random_init,
-        "text": text, "clusters": clusters})
+        "codec_weights": codec_weights, "text": text, "clusters": clusters})
     with running("tokenize"):
         manifest = _as_dict(mod.run_tokenize(config, beam))
     out = _manifest_summary("tokenize", tokens_dir, manifest, "clips_written")

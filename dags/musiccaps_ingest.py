@@ -1,4 +1,5 @@
-"""MusicCaps ingestion: fetch and validate the metadata -> ingest audio shards -> tokenize -> audit.
+"""MusicCaps ingestion: fetch and validate the metadata -> ingest audio shards -> [train a codec] -> tokenize
+-> audit -> codec evaluation per audit group.
 
 Every task calls the same library function as the CLI (cadenza.orchestration, which calls
 cadenza.pipelines.ingest.run_ingest, cadenza.pipelines.tokenize.run_tokenize and
@@ -43,8 +44,14 @@ FETCH_RETRIES = dict(retries=3, retry_delay=timedelta(seconds=30), retry_exponen
         "sample_rate": Param(32000, type="integer", minimum=8000, description="ingest sample rate (Hz)"),
         "limit": Param(None, type=["null", "integer"], description="ingest only the first N valid rows"),
         "acoustic": Param("encodec_24khz", type="string", description="acoustic tokenizer"),
+        "codec_weights": Param(None, type=["null", "string"],
+                               description="a save_pretrained EnCodec dir; null: the HF cache (or train_codec)"),
+        "train_codec": Param(False, type="boolean",
+                             description="train an EnCodec on the ingested audio and tokenize with it (offline)"),
+        "codec_preset": Param("small", type="string", description="preset when training: demo, small or 24khz"),
+        "codec_steps": Param(None, type=["null", "integer"], description="codec training steps (null: preset's)"),
         "random_init": Param(False, type="boolean",
-                             description="random-init codec weights (offline demo; tokens are not meaningful)"),
+                             description="random-init codec weights (tests only; tokens are not meaningful)"),
         "text": Param("minilm", type="string", description="caption embedding model, or 'none'"),
         "clusters": Param(1024, type="integer", minimum=2, description="semantic k-means clusters when fitted here"),
     },
@@ -68,12 +75,21 @@ def musiccaps_ingest():
                         beam=o.beam_args(params["runner"], params["beam_options"]))
 
     @task
-    def tokenize(audio: dict, params=None) -> dict:
+    def codec_train(audio: dict, params=None) -> dict:
+        from cadenza import orchestration as o
+
+        if not params["train_codec"]:  # a given or cached codec: nothing to train
+            return {"dir": params["codec_weights"]}
+        return o.codec_train(audio["dir"], o.stage_dirs(params["out_dir"])["codec"], preset=params["codec_preset"],
+                             steps=params["codec_steps"])
+
+    @task
+    def tokenize(audio: dict, codec: dict, params=None) -> dict:
         from cadenza import orchestration as o
 
         return o.tokenize(audio["dir"], o.stage_dirs(params["out_dir"])["tokens"], acoustic=params["acoustic"],
-                          random_init=params["random_init"], text=params["text"], clusters=params["clusters"],
-                          beam=o.beam_args(params["runner"], params["beam_options"]))
+                          random_init=params["random_init"], codec_weights=codec["dir"], text=params["text"],
+                          clusters=params["clusters"], beam=o.beam_args(params["runner"], params["beam_options"]))
 
     @task
     def audit(metadata: dict, audio: dict, tokens: dict, params=None) -> dict:
@@ -83,10 +99,21 @@ def musiccaps_ingest():
         return o.audit(params["csv"], dirs["audit"], ontology=params["ontology"], audio_dir=audio["dir"],
                        weights_out=f"{dirs['audit']}/weights.json")
 
+    @task
+    def codec_eval(codec: dict, audio: dict, audit_out: dict, params=None) -> dict:
+        from cadenza import orchestration as o
+
+        if not codec["dir"]:  # the HF cache's codec: evaluate it with `cadenza codec eval` on a local copy
+            return {}
+        return o.codec_eval(codec["dir"], audio["dir"], o.stage_dirs(params["out_dir"])["codec_eval"],
+                            audit_dir=audit_out["dir"])
+
     metadata = fetch_metadata()
     audio = ingest(metadata)
-    tokens = tokenize(audio)
-    audit(metadata, audio, tokens)
+    codec = codec_train(audio)
+    tokens = tokenize(audio, codec)
+    audit_out = audit(metadata, audio, tokens)
+    codec_eval(codec, audio, audit_out)
 
 
 musiccaps_ingest()

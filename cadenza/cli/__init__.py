@@ -28,6 +28,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "cadenza.cli.musiccaps",
     "cadenza.cli.ingest",
+    "cadenza.cli.codec",
     "cadenza.cli.tokenize",
     "cadenza.cli.audit",
     "cadenza.cli.train",  # train, sample, evaluate

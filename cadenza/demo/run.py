@@ -1,8 +1,9 @@
 """`cadenza demo`: the whole chain on a synthesised dataset served from loopback, or on real MusicCaps.
 
 Offline (default): build the demo dataset, serve its media on 127.0.0.1, then ingest with yt-dlp,
-tokenize with a random-init codec (labelled as such), audit, train the tiny model briefly, sample,
-evaluate and break the evaluation down by audit group. With `csv`, the same chain runs on that CSV
+train the `demo` EnCodec on the ingested audio (holding out the last shard), tokenize with it, audit,
+measure the codec per audit group, train the tiny model briefly, sample, evaluate and break the
+evaluation down by audit group. With `csv`, the same chain runs on that CSV
 against YouTube and the real AudioSet ontology (needs the network), with pretrained tokenizers.
 Each stage is the library function the CLI and the Airflow DAGs call (cadenza.orchestration); every
 stage resumes or reuses finished work, so running the demo twice is safe.
@@ -25,7 +26,8 @@ DEMO_PROMPTS = [
     "a bright chiptune melody with square waves at a fast tempo",
     "a gamelan ensemble with metallophones and a gong",
 ]
-DEMO_SEMANTIC_CLUSTERS = 128  # a few dozen clips hold ~20k feature frames: enough for 128 centroids
+DEMO_SEMANTIC_CLUSTERS = 128
+DEMO_CODEC_PRESET = "demo"  # a few dozen clips hold ~20k feature frames: enough for 128 centroids
 
 
 @dataclass
@@ -36,6 +38,7 @@ class DemoPlan:
     seed: int = 0
     max_steps: int = 60
     num_samples: int = 4
+    codec_steps: int | None = None  # None: the demo codec preset's
     limit: int | None = None
     steps: list[tuple[str, str]] = field(default_factory=list)
 
@@ -51,9 +54,12 @@ class DemoPlan:
         return steps + [
             ("fetch_metadata", f"validate {'the demo CSV' if self.offline else self.csv} -> {d['metadata']}"),
             ("ingest", f"fetch from {source}, clip, resample, write audio shards -> {d['audio']}"),
-            ("tokenize", ("RANDOM-INIT codec (offline: tokens are not meaningful)" if self.offline
-                          else "pretrained EnCodec") + f", k-means semantic, MiniLM text -> {d['tokens']}"),
+            *([("codec_train", f"train the {DEMO_CODEC_PRESET} EnCodec on the audio shards (last shard held out) "
+                               f"-> {d['codec']}")] if self.offline else []),
+            ("tokenize", ("the trained codec" if self.offline else "pretrained EnCodec")
+             + f", k-means semantic, MiniLM text -> {d['tokens']}"),
             ("audit", f"cultural-bias report and sampling weights -> {d['audit']}"),
+            *([("codec_eval", f"codec reconstruction per audit group -> {d['codec_eval']}")] if self.offline else []),
             ("train", f"hold out the last token shard, train the tiny two-stage model {self.max_steps} steps "
                       f"-> {d['run']}"),
             ("sample", f"{self.num_samples} samples from text prompts (WAV + spectrogram) -> {d['samples']}"),
@@ -77,12 +83,13 @@ def missing_stages(offline: bool = True) -> dict[str, str]:
 
 def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, seed: int = 0, max_steps: int = 60,
              num_samples: int = 4, limit: int | None = None, plan_only: bool = False, console: Any = None,
-             sample_seconds: float = 10.0) -> dict[str, Any]:
+             sample_seconds: float = 10.0, codec_steps: int | None = None) -> dict[str, Any]:
     """Run the chain and return every stage's outputs (paths and counts), printing a summary."""
     from rich.console import Console
 
     console = console or Console()
-    plan = DemoPlan(Path(out_dir).expanduser().resolve(), csv, n_clips, seed, max_steps, num_samples, limit)
+    plan = DemoPlan(Path(out_dir).expanduser().resolve(), csv, n_clips, seed, max_steps, num_samples, limit,
+                    codec_steps)
     dirs = orch.stage_dirs(plan.out_dir)
     results: dict[str, Any] = {}
 
@@ -119,26 +126,33 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
         results["ingest"] = orch.ingest(csv_spec, dirs["audio"], url_template=url_template,
                                         shard_size=_shard_size(plan), limit=limit, ontology=ontology, beam=beam)
     # the media server is no longer needed once the audio shards exist
+    codec_weights = None
+    if plan.offline:  # no model hub: the codec is one trained here, on the demo's own audio
+        console.rule("codec train")
+        results["codec_train"] = orch.codec_train(dirs["audio"], dirs["codec"], preset=DEMO_CODEC_PRESET,
+                                                  steps=plan.codec_steps, holdout_shards=1, seed=seed)
+        codec_weights = dirs["codec"]
     console.rule("tokenize")
-    results["tokenize"] = orch.tokenize(dirs["audio"], dirs["tokens"], random_init=plan.offline,
+    results["tokenize"] = orch.tokenize(dirs["audio"], dirs["tokens"], codec_weights=codec_weights,
                                         clusters=DEMO_SEMANTIC_CLUSTERS, beam=beam)
     console.rule("audit")
     weights = f"{dirs['audit']}/weights.json"
     results["audit"] = orch.audit(csv_spec, dirs["audit"], ontology=ontology,
                                   audio_dir=dirs["audio"], weights_out=weights)
+    if plan.offline:
+        results["codec_eval"] = orch.codec_eval(dirs["codec"], dirs["audio"], dirs["codec_eval"],
+                                                audit_dir=dirs["audit"])
     console.rule("train")
     results["split"] = orch.split_tokens(dirs["tokens"], dirs["split"], heldout_shards=1)
     results["train"] = orch.train(results["split"]["train"], dirs["run"], preset="tiny", steps=max_steps,
                                   weights=weights, seed=seed)
     console.rule("sample / evaluate")
     results["sample"] = orch.sample(dirs["run"], dirs["samples"], prompts=DEMO_PROMPTS[:num_samples], seed=seed,
-                                    seconds=sample_seconds,
-                                    codec_random_init=plan.offline)
+                                    seconds=sample_seconds)
     # offline, the demo's own styles label the clips for prompt adherence; otherwise the audit's genres
     labels = str(ds.root / MANIFEST_NAME) if plan.offline else None
     results["evaluate"] = orch.evaluate(dirs["run"], results["split"]["heldout"], dirs["eval"],
-                                        audit_dir=dirs["audit"], num_samples=num_samples,
-                                        codec_random_init=plan.offline, labels=labels)
+                                        audit_dir=dirs["audit"], num_samples=num_samples, labels=labels)
     print_summary(console, results)
     return results
 
@@ -180,6 +194,8 @@ def print_summary(console: Any, results: dict[str, Any]) -> None:
 
     rows = [
         ("audio shards", results.get("ingest", {}).get("dir"), _counts(results.get("ingest"), "clips_written")),
+        ("codec", results.get("codec_train", {}).get("dir"), _codec_counts(results.get("codec_train"))),
+        ("codec evaluation", results.get("codec_eval", {}).get("report_html"), ""),
         ("token shards", results.get("tokenize", {}).get("dir"), _counts(results.get("tokenize"), "clips_written")),
         ("audit report", results.get("audit", {}).get("report_html"), ""),
         ("training run", results.get("train", {}).get("dir"), ""),
@@ -194,6 +210,13 @@ def print_summary(console: Any, results: dict[str, Any]) -> None:
         if where:
             table.add_row(what, str(where), counts)
     console.print(table)
+
+
+def _codec_counts(result: dict[str, Any] | None) -> str:
+    if not result or result.get("heldout_log_mel_l1") is None:
+        return ""
+    return (f"held-out log-mel L1 {result['heldout_log_mel_l1']:.2f} "
+            f"(random-init codec {result['random_init_log_mel_l1']:.2f}); {result['steps']} steps")
 
 
 def _counts(result: dict[str, Any] | None, key: str) -> str:

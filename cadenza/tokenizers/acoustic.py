@@ -359,7 +359,10 @@ def load_acoustic(
     model = _load_pretrained(name, weights)
     random_weights = False
     if weights is not None and (meta_path := Path(weights) / CODEC_META).is_file():
-        random_weights = bool(json.loads(meta_path.read_text()).get("random_weights", False))
+        meta = json.loads(meta_path.read_text())
+        random_weights = bool(meta.get("random_weights", False))
+        # a codec cadenza trained or built records the bandwidth its tokens use
+        bandwidth = bandwidth if bandwidth is not None else meta.get("bandwidth")
     source = str(weights) if weights is not None else f"hf-cache:{codec_spec(name).hub_id}"
     return EncodecTokenizer(name, model, bandwidth=bandwidth, random_weights=random_weights, source=source,
                             optimize=optimize)
@@ -391,10 +394,15 @@ def _local_codec_dir(directory: str, stack: list[tempfile.TemporaryDirectory]) -
     return tmp.name
 
 
+def _is_codec_dir(path: str) -> bool:
+    return bool(path) and not path.startswith("hf-cache:") and (Path(path) / "config.json").is_file()
+
+
 def load_acoustic_for_tokens(
     tokens_dir: str, *, weights: str | Path | None = None, random_init: bool = False, optimize: str = "trace",
 ) -> EncodecTokenizer:
-    """The acoustic tokenizer that made TOKENS: its saved random codec, else `weights` or the HF cache.
+    """The acoustic tokenizer that made TOKENS: its saved random codec, else `weights`, else the codec dir
+    tokenize loaded (when it still exists), else the HF cache.
 
     Raises TokenizerMismatchError if the loaded weights' fingerprint differs from the manifest's.
     """
@@ -421,6 +429,8 @@ def load_acoustic_for_tokens(
             tok = load_acoustic(desc["name"], weights=_local_codec_dir(codec_dir, stack),
                                 bandwidth=desc.get("bandwidth"), optimize=optimize)
         else:
+            if weights is None and _is_codec_dir(desc.get("source", "")):
+                weights = desc["source"]  # the codec dir tokenize loaded (e.g. `cadenza codec train` output)
             tok = load_acoustic(desc["name"], weights=weights, bandwidth=desc.get("bandwidth"), optimize=optimize)
     finally:
         for tmp in stack:

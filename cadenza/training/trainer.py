@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from cadenza.shards import write_bytes_atomic, write_json_atomic
+from cadenza.shards import write_json_atomic
 from cadenza.training import checkpoint as ckpt_io
 from cadenza.training.data import (
     LoaderConfig,
@@ -34,6 +34,7 @@ from cadenza.training.data import (
 )
 from cadenza.training.model import PRESETS, MusicLM
 from cadenza.training.nll import batch_to, heldout_nll
+from cadenza.training.runlog import step_progress, truncate_metrics_log
 
 log = logging.getLogger(__name__)
 
@@ -150,35 +151,6 @@ def _make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """After a resume, drop lines the interrupted run logged past the checkpoint."""
-    if not path.exists():
-        return
-    keep = []
-    for ln in path.read_text().splitlines():
-        try:
-            row = json.loads(ln)
-        except json.JSONDecodeError:  # a line torn by a kill mid-write
-            continue
-        if row.get("step", 0) <= step:
-            keep.append(ln)
-    # atomic: a kill during this rewrite must not lose the lines before the checkpoint
-    write_bytes_atomic(str(path), "".join(ln + "\n" for ln in keep).encode())
-
-
-def _progress_bar(cfg: TrainConfig, rank: int, start_step: int) -> Any:
-    """A rich progress bar on rank 0, stopped at the end of train()."""
-    if not cfg.progress or rank != 0 or start_step >= cfg.steps:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
-                   TimeRemainingColumn(), transient=False)
-    bar.add_task("train", total=cfg.steps, completed=start_step, loss=float("nan"))
-    bar.start()
-    return bar
-
-
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train both stages; returns a summary (also written to RUN/train_summary.json)."""
     cfg = config
@@ -214,10 +186,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "an uninterrupted run (same data, not the same sequence)"
             )
         if rank == 0:
-            _truncate_metrics(run / "metrics.jsonl", start_step)
+            truncate_metrics_log(run / "metrics.jsonl", start_step)
             log.info("resumed from %s at step %d", ckpt, start_step)
     elif cfg.resume and rank == 0:  # killed before its first checkpoint: start over, without its metrics
-        _truncate_metrics(run / "metrics.jsonl", -1)
+        truncate_metrics_log(run / "metrics.jsonl", -1)
 
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     loader_cfg = LoaderConfig(cfg.batch_size, cfg.crop_seconds, cfg.shuffle_buffer, cfg.seed, cfg.num_workers)
@@ -251,7 +223,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     pending = state.get("log_pending", {}) if ckpt is not None else {}
     log_acc: dict[str, float] = dict(pending.get("sums", {}))
     acc_steps = int(pending.get("steps", 0))
-    bar = _progress_bar(cfg, rank, start_step)
+    bar = step_progress("train", cfg.steps, start_step, cfg.progress and rank == 0)
     while step < cfg.steps:
         lr = lr_at(step, cfg)
         for g in opt.param_groups:

@@ -1,0 +1,40 @@
+"""What every training loop here shares besides checkpoints: the step progress bar and the metrics log
+that a resume trims back to its checkpoint (the LM trainer and the codec trainer use both)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cadenza.shards import write_bytes_atomic
+
+
+def step_progress(label: str, total: int, start: int, enabled: bool = True) -> Any:
+    """A started rich progress bar (on stderr) over optimizer steps with a `loss` field, or None."""
+    if not enabled or start >= total:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+                   TimeRemainingColumn(), transient=False, console=Console(stderr=True))
+    bar.add_task(label, total=total, completed=start, loss=float("nan"))
+    bar.start()
+    return bar
+
+
+def truncate_metrics_log(path: Path, step: int) -> None:
+    """After a resume, drop lines the interrupted run logged past the checkpoint (step -1: all of them)."""
+    if not path.exists():
+        return
+    keep = []
+    for ln in path.read_text().splitlines():
+        try:
+            row = json.loads(ln)
+        except json.JSONDecodeError:  # a line torn by a kill mid-write
+            continue
+        if row.get("step", 0) <= step:
+            keep.append(ln)
+    # atomic: a kill during this rewrite must not lose the lines before the checkpoint
+    write_bytes_atomic(str(path), "".join(ln + "\n" for ln in keep).encode())
