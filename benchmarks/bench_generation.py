@@ -6,7 +6,7 @@ controls (step 0, shuffled captions, held-out reconstructions as samples). Print
 stage with CIs, adherence against chance (labels: the demo's styles), KAD against the reference
 floor, the mainstream-pull flags and the wall time of every stage.
 
-    PYTHONPATH=. python benchmarks/bench_generation.py --out /tmp/bench-gen [--clips 56] [--steps 300]
+    PYTHONPATH=. python benchmarks/bench_generation.py --out /tmp/bench-gen [--clips 56] [--steps 600]
 
 With --random-codec the chain runs on the random-init codec instead and says that its audio metrics
 mean little there.
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--clips", type=int, default=56)
     ap.add_argument("--heldout-shards", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=300, help="tiny-model training steps")
+    ap.add_argument("--steps", type=int, default=600, help="tiny-model training steps")
     ap.add_argument("--codec-steps", type=int, default=None, help="codec training steps (default: the demo's)")
     ap.add_argument("--samples", type=int, default=64, help="held-out captions to generate from")
     ap.add_argument("--embeddings", default="mfcc", help="mfcc | encodec | hf:PATH")

@@ -87,7 +87,8 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         ok = (
             p[key] >= t[key]
             and t[f"{key}_ci95"][0] > 0  # trained: CI excludes zero
-            and t[f"{key}_ci95"][0] > s[f"{key}_ci95"][1]  # trained clearly above shuffled
+            and t[key] > s[key]
+            and t[key] > u[key]
             and _no_gain(s, key, t[key])
             and _no_gain(u, key, t[key])
         )
