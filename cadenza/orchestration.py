@@ -241,12 +241,14 @@ def sample(run_dir: str, samples_dir: str, *, prompts: list[str], seconds: float
 
 def evaluate(run_dir: str, heldout_dir: str, eval_dir: str, *, audit_dir: str | None = None, num_samples: int = 4,
              seconds: float | None = None, codec_random_init: bool = False,
-             codec_weights: str | None = None) -> dict[str, Any]:
+             codec_weights: str | None = None, labels: str | None = None,
+             embeddings: str = "mfcc") -> dict[str, Any]:
     mod = _entry("evaluate")
-    config = mod.EvalConfig(num_samples=num_samples, seconds=seconds)
+    config = mod.EvalConfig(num_samples=num_samples, seconds=seconds, embeddings=embeddings)
     with running("evaluate"):
         metrics = mod.evaluate(run_dir, heldout_dir, eval_dir, audit_dir=audit_dir, config=config,
-                               codec_random_init=codec_random_init, codec_weights=codec_weights)
+                               labels=mod.load_labels(labels), codec_random_init=codec_random_init,
+                               codec_weights=codec_weights)
     return {"dir": eval_dir, "metrics": f"{eval_dir}/metrics.json", "report_html": f"{eval_dir}/report.html",
             "by_group": bool(audit_dir), "heldout_nll": _jsonable_or_none(_as_dict(metrics).get("nll"))}
 

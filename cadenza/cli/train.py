@@ -185,10 +185,18 @@ def _evaluate(
     codec_random_init: bool = typer.Option(
         False, "--codec-random-init", help="Decode with the random-init codec saved in TOKENS/codec."
     ),
+    embeddings: str = typer.Option(
+        "mfcc", "--embeddings", help="Audio embeddings for FD/KAD/adherence: mfcc (offline), encodec, hf:PATH."
+    ),
+    labels: str = typer.Option(
+        None, "--labels", help="JSON {clip key or ytid: label} (or the demo's demo-manifest.json) for adherence; "
+        "default: the audit's --label-grouping."
+    ),
+    label_grouping: str = typer.Option("genre", "--label-grouping", help="Audit grouping that labels clips."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not an eval dir."),
 ) -> None:
-    """Held-out NLL/perplexity, codebook usage, token-histogram KL/JS, Frechet audio-feature distance,
-    repetition/diversity and a memorization probe, optionally per audit group."""
+    """Held-out NLL, caption information gain, KAD/FD against a reference floor, prompt adherence, pull toward
+    the mainstream, token statistics and a memorization probe, optionally per audit group."""
     checks.run_dir("--run", run)
     checks.token_dir("--shards", shards)
     audit_path = checks.existing_dir("--audit", audit, what="an audit dir (written by `cadenza audit`)")
@@ -199,21 +207,30 @@ def _evaluate(
     checks.number("--seconds", seconds, above=0)
     checks.number("--seed", seed, minimum=0)
     checks.existing_dir("--codec-weights", codec_weights, what="an EnCodec save_pretrained dir")
+    checks.existing_file("--labels", labels, what="a JSON file of clip labels")
     checks.output_dir("--out", out, own=("metrics.json", "report.html", "wavs"), force=force, command="evaluate")
 
     from rich.console import Console
 
-    from cadenza.training.evaluate import EvalConfig, evaluate
+    from cadenza.training.embeddings import EmbeddingError
+    from cadenza.training.evaluate import EvalConfig, evaluate, load_labels
     from cadenza.training.sampler import SampleConfig
 
-    cfg = EvalConfig(num_samples=num_samples, seconds=seconds, sample=SampleConfig(seed=seed))
-    with _model_errors():
-        m = evaluate(run, shards, out, audit_dir=audit, config=cfg, codec_weights=codec_weights,
-                     codec_random_init=codec_random_init)
-    nll = m["nll"]
+    cfg = EvalConfig(num_samples=num_samples, seconds=seconds, sample=SampleConfig(seed=seed),
+                     embeddings=embeddings, label_grouping=label_grouping)
+    try:
+        clip_labels = load_labels(labels)
+        with _model_errors():
+            m = evaluate(run, shards, out, audit_dir=audit, labels=clip_labels, config=cfg,
+                         codec_weights=codec_weights, codec_random_init=codec_random_init)
+    except (EmbeddingError, FileNotFoundError, ValueError) as exc:
+        typer.secho(f"error: {str(exc).splitlines()[0]}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    nll, cg = m["nll"], m["caption_gain"]
     Console(stderr=True).print(
         f"held-out NLL semantic {nll.get('nll_semantic', float('nan')):.3f}, acoustic "
-        f"{nll.get('nll_acoustic', float('nan')):.3f} nats/token"
+        f"{nll.get('nll_acoustic', float('nan')):.3f} nats/token; caption gain semantic "
+        f"{cg['semantic']['gain']:.3f}, acoustic {cg['acoustic']['gain']:.3f}"
     )
     typer.echo(f"report: {Path(out) / 'report.html'}")
     typer.echo(f"metrics: {Path(out) / 'metrics.json'}")

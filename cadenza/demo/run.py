@@ -96,7 +96,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
 
     with contextlib.ExitStack() as stack:
         if plan.offline:
-            from cadenza.demo.dataset import build_demo_dataset
+            from cadenza.demo.dataset import MANIFEST_NAME, build_demo_dataset
 
             console.rule("[bold]cadenza demo: synthesised MusicCaps-format data")
             ds = build_demo_dataset(plan.out_dir / "demo-data", n_clips=n_clips, seed=seed)
@@ -160,8 +160,10 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
     results["sample"] = orch.sample(dirs["run"], dirs["samples"], prompts=DEMO_PROMPTS[:num_samples], seed=seed,
                                     seconds=sample_seconds)
     clock.lap("sample")
+    # offline, the demo's own styles label the clips for prompt adherence; otherwise the audit's genres
+    labels = str(ds.root / MANIFEST_NAME) if plan.offline else None
     results["evaluate"] = orch.evaluate(dirs["run"], results["split"]["heldout"], dirs["eval"],
-                                        audit_dir=dirs["audit"], num_samples=num_samples)
+                                        audit_dir=dirs["audit"], num_samples=num_samples, labels=labels)
     clock.lap("evaluate")
     results["report"] = orch.report(dirs["audit"], dirs["report"], eval_dir=dirs["eval"],
                                     codec_eval_dir=results.get("codec_eval", {}).get("dir"))

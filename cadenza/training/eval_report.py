@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cadenza.training import token_metrics as tm
+from cadenza.training.eval_report_metrics import group_gain_cells, sections
 
 
 def _plt():
@@ -95,12 +96,14 @@ def _group_table(grouping: str, table: dict[str, Any]) -> str:
                     (gm.get("memorization_generated") or {}).get("train_ngram_match_fraction", float("nan")),
                 )
             )
+            + "".join(group_gain_cells(r))
             + "</tr>"
         )
     head = (
         "<tr><th>group</th><th>held-out clips</th><th>NLL semantic</th><th>NLL acoustic</th>"
         "<th>generated</th><th>JS semantic</th><th>repeated n-grams</th><th>Frechet features</th>"
-        "<th>train n-gram match</th></tr>"
+        "<th>train n-gram match</th><th>caption gain semantic [95% CI]</th>"
+        "<th>caption gain acoustic [95% CI]</th><th>adherence [95% CI]</th><th>pulled to the mainstream</th></tr>"
     )
     return f"<h3>{html.escape(grouping)}</h3><table>{head}{''.join(rows)}</table>"
 
@@ -121,6 +124,7 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
         *(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in nll.items()),
         "</table>",
         f"<img src='{plot_nll(out, nll)}'>",
+        *sections(out, metrics),
     ]
     g = metrics.get("generated")
     if g:
@@ -143,7 +147,9 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
             "distinct n-gram fraction across clips, generated / held-out": pair(
                 rep_g["distinct_ngram_fraction"], rep_h["distinct_ngram_fraction"]
             ),
-            "Frechet distance of audio features (MFCC/spectral)": g.get("frechet_audio_feature_distance", float("nan")),
+            f"Frechet distance, unscaled {metrics.get('embeddings', 'mfcc')} features, vs the prompts' clips": g.get(
+                "frechet_audio_feature_distance", float("nan")
+            ),
         }
         mem = g.get("memorization_generated")
         if mem:
@@ -175,5 +181,12 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
                 f"<td><img height=90 src='wavs/{w['png']}'></td></tr>"
             )
         parts.append("</table>")
+    # lets a headless browser (the report's browser test) say whether every plot decoded
+    parts.append(
+        "<script>window.addEventListener('load', function () { var imgs = Array.from(document.images);"
+        " document.documentElement.setAttribute('data-images', String(imgs.length));"
+        " document.documentElement.setAttribute('data-images-ok', String(imgs.every(function (i) {"
+        " return i.complete && i.naturalWidth > 0; }))); });</script>"
+    )
     parts.append("</body></html>")
     (out / "report.html").write_text("\n".join(parts))

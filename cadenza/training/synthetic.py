@@ -4,6 +4,12 @@ Used by tests, benchmarks and the offline demo. Caption class c (embedding = a f
 makes semantic tokens s[t] = (phase + (c + 1) * t) mod V_s at `semantic_rate`, and acoustic tokens at
 twice that rate with a[k, t] = (2 * s[t // 2] + t % 2 + 7 * k) mod V_a. Everything after the first
 semantic token is determined, so a model that learned it has a loss far below the unigram entropy.
+
+With `distinct_styles` (the set the metric-validity test needs), the classes also sound different
+once decoded, and both stages need the caption: class c walks band c // 2 of the semantic vocabulary,
+s[t] = (c // 2) * band + (phase + t) mod band, and its parity shifts acoustic codebook 1 by half the
+vocabulary, which the semantic tokens do not tell. The tone decoder plays codebook 0 as the pitch and
+codebook 1 as an overtone.
 """
 
 from __future__ import annotations
@@ -30,10 +36,16 @@ def semantic_tokens(c: int, phase: int, n: int) -> np.ndarray:
     return ((phase + (c + 1) * np.arange(n)) % SEMANTIC_VOCAB).astype(np.int16)
 
 
-def acoustic_tokens(semantic: np.ndarray, n: int) -> np.ndarray:
+def banded_semantic_tokens(c: int, classes: int, phase: int, n: int) -> np.ndarray:
+    band = max(1, SEMANTIC_VOCAB // -(-classes // 2))
+    return ((c // 2) * band + (phase + np.arange(n)) % band).astype(np.int16)
+
+
+def acoustic_tokens(semantic: np.ndarray, n: int, shift: int = 0) -> np.ndarray:
+    """`shift` moves codebooks 1.. (not 0) by that many codes."""
     t = np.arange(n)
     base = 2 * semantic.astype(np.int64)[np.minimum(t // 2, len(semantic) - 1)] + t % 2
-    return np.stack([(base + 7 * k) % ACOUSTIC_VOCAB for k in range(CODEBOOKS)]).astype(np.int16)
+    return np.stack([(base + 7 * k + shift * (k > 0)) % ACOUSTIC_VOCAB for k in range(CODEBOOKS)]).astype(np.int16)
 
 
 def caption(c: int) -> str:
@@ -50,14 +62,20 @@ class SyntheticText:
 
 
 class ToneDecoder:
-    """Stands in for EnCodec: each acoustic frame becomes a short sine whose pitch follows codebook 0."""
+    """Stands in for EnCodec: each acoustic frame becomes a short sine whose pitch follows codebook 0,
+    plus a quieter overtone that follows codebook 1."""
 
     sample_rate = 8000
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         hop = int(self.sample_rate / ACOUSTIC_RATE)
         t = np.arange(hop) / self.sample_rate
-        frames = [0.3 * np.sin(2 * np.pi * (110.0 + 15.0 * int(c)) * t) for c in codes[0]]
+        over = codes[1] if len(codes) > 1 else np.zeros_like(codes[0])
+        frames = [
+            0.3 * np.sin(2 * np.pi * (110.0 + 15.0 * int(c)) * t)
+            + 0.1 * np.sin(2 * np.pi * (600.0 + 40.0 * int(o)) * t)
+            for c, o in zip(codes[0], over, strict=True)
+        ]
         return np.concatenate(frames).astype(np.float32) if frames else np.zeros(0, np.float32)
 
 
@@ -106,6 +124,7 @@ def make_synthetic_tokens(
     seed: int = 0,
     fingerprints: dict[str, str] | None = None,
     key_prefix: str = "",
+    distinct_styles: bool = False,
 ) -> dict[str, Any]:
     """Write TOKENS-dir style shards + manifest; returns the manifest."""
     out = Path(out_dir)
@@ -116,8 +135,10 @@ def make_synthetic_tokens(
         c = i % classes
         ytid = f"{key_prefix}syn{i:08d}"[-11:]
         key = f"{ytid}_{0:08d}_{int(seconds * 1000):08d}"
-        sem = semantic_tokens(c, int(rng.integers(SEMANTIC_VOCAB)), round(seconds * SEMANTIC_RATE))
-        ac = acoustic_tokens(sem, round(seconds * ACOUSTIC_RATE))
+        phase, n_sem = int(rng.integers(SEMANTIC_VOCAB)), round(seconds * SEMANTIC_RATE)
+        sem = banded_semantic_tokens(c, classes, phase, n_sem) if distinct_styles else semantic_tokens(c, phase, n_sem)
+        shift = ACOUSTIC_VOCAB // 2 * (c % 2) if distinct_styles else 0
+        ac = acoustic_tokens(sem, round(seconds * ACOUSTIC_RATE), shift)
         meta = {
             "ytid": ytid,
             "key": key,

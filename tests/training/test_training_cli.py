@@ -111,6 +111,8 @@ def test_train_sample_evaluate_with_audit(tmp_path):
             "4",
             "--seconds",
             "1.5",
+            "--label-grouping",
+            "region",
         ],
     )
     assert res.exit_code == 0, res.output
@@ -127,3 +129,25 @@ def test_train_sample_evaluate_with_audit(tmp_path):
     html = (ev / "report.html").read_text()
     assert "Held-out NLL by region" in html or "nll_by_region.png" in html
     assert len(list((ev / "wavs").glob("*.wav"))) == 8
+    cg = m["caption_gain"]
+    assert cg["clips"] == 6 and len(cg["acoustic_per_codebook"]) == 2
+    assert cg["clips_with_other_group_caption"] == 6  # every clip scored with a caption of the other region
+    assert cg["semantic"]["ci95"][0] <= cg["semantic"]["gain"] <= cg["semantic"]["ci95"][1]
+    assert m["distances"]["kad_floor"]["value"] == m["distances"]["kad_floor"]["value"]  # measured, not NaN
+    assert m["adherence"]["classes"] == ["north", "south"] and m["adherence"]["samples"] == 4
+    assert set(m["mainstream_pull"]["labels"]) == {"north", "south"}
+    assert region["north"]["caption_gain"]["clips"] == 3
+    assert region["north"]["adherence"]["samples"] == 3 and "flagged" in region["south"]["mainstream_pull"]
+    assert "pulled to the mainstream" in (ev / "report.html").read_text()
+    assert "Caption information gain" in html and "caption_gain.png" in html and "distances.png" in html
+    assert "Pull toward the mainstream" in html and "adherence.png" in html
+
+    # a missing embedding model: one line on stderr saying what to download, exit 2
+    res = runner.invoke(
+        app,
+        ["evaluate", "--run", str(run), "--shards", str(tmp_path / "held"), "--out", str(tmp_path / "ev2"),
+         "--embeddings", f"hf:{tmp_path / 'no-clap'}"],
+    )
+    assert res.exit_code == 2
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and "--embeddings hf:" in err and "download" in err, err

@@ -87,10 +87,13 @@ def measure(x: Any) -> dict[str, Any] | None:
         return {"value": v, "ci": None, "n": None, "flag": False}
     if not isinstance(x, dict):
         return None
-    v = _finite(x.get("mean", x.get("value")))
+    if isinstance(x.get("semantic"), dict):  # the evaluation's caption gain: the semantic stage's, where text acts
+        x = x["semantic"]
+    v = _finite(x.get("mean", x.get("value", x.get("gain", x.get("accuracy")))))
     if v is None:
         return None
-    lo, hi = _finite(x.get("ci_low")), _finite(x.get("ci_high"))
+    ci95 = x.get("ci95") if isinstance(x.get("ci95"), list | tuple) and len(x.get("ci95")) == 2 else [None, None]
+    lo, hi = _finite(x.get("ci_low", ci95[0])), _finite(x.get("ci_high", ci95[1]))
     n = x.get("n")
     return {
         "value": v,
