@@ -159,15 +159,10 @@ def group_breakdown(rows: list[dict[str, Any]], hists: list[np.ndarray], assignm
 
 def evaluate_codec(config: CodecEvalConfig) -> dict[str, Any]:
     """Write OUT/metrics.json, OUT/clips.jsonl, plots and OUT/report.html; return the metrics."""
-    import torch
+    from cadenza.training.runlog import torch_threads
 
-    threads = torch.get_num_threads()
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
-    try:
+    with torch_threads(config.torch_threads):
         return _evaluate(config)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _evaluate(config: CodecEvalConfig) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from cadenza.config import from_dict_strict
 from cadenza.shards import write_json_atomic
 from cadenza.sources import SourceError
 from cadenza.training import checkpoint as ckpt_io
-from cadenza.training.runlog import step_progress, truncate_metrics_log
+from cadenza.training.runlog import step_progress, torch_threads, truncate_metrics_log
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +181,8 @@ def _check_out(cfg: CodecTrainConfig, out: Path) -> None:
 
 def train_codec(config: CodecTrainConfig) -> dict[str, Any]:
     """Train (or resume, or reuse a finished run of the same settings); returns the training record."""
-    threads = torch.get_num_threads()
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
-    try:
+    with torch_threads(config.torch_threads):  # then the caller's setting again, e.g. the demo's next stages
         return _train(config)
-    finally:
-        torch.set_num_threads(threads)  # the caller's setting, e.g. the demo's next stages
 
 
 def _train(config: CodecTrainConfig) -> dict[str, Any]:

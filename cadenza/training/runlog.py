@@ -1,9 +1,11 @@
-"""What every training loop here shares besides checkpoints: the step progress bar and the metrics log
-that a resume trims back to its checkpoint (the LM trainer and the codec trainer use both)."""
+"""What every training loop here shares besides checkpoints: the step progress bar, the metrics log that a
+resume trims back to its checkpoint, and a scoped torch thread count."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +40,17 @@ def truncate_metrics_log(path: Path, step: int) -> None:
             keep.append(ln)
     # atomic: a kill during this rewrite must not lose the lines before the checkpoint
     write_bytes_atomic(str(path), "".join(ln + "\n" for ln in keep).encode())
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with `count` torch threads (None: leave as is), then give the caller back its own setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
