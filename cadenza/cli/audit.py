@@ -87,7 +87,8 @@ def audit(
     checks.number("--cap", cap, minimum=1)
     checks.number("--alpha", alpha, minimum=0.0001, maximum=0.5)
     checks.number("--min-group-size", min_group_size, minimum=1)
-    checks.output_dir("--out", out, own=("metrics.json", "assignments.jsonl"), force=force, command="audit")
+    # assignments.jsonl*: also the temp file of a write an interrupt cut short
+    checks.output_dir("--out", out, own=("metrics.json", "assignments.jsonl*"), force=force, command="audit")
     config = AuditConfig(
         csv=csv,
         out=str(out),

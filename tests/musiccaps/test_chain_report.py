@@ -123,4 +123,8 @@ def test_chain_with_a_real_evaluation(tmp_path):
     assert set(region) >= {"north_a", "south_c"} and region["north_a"]["n"] == 3 and region["south_c"]["n"] == 3
     metrics = json.loads((ev / "metrics.json").read_text())
     assert region["south_c"]["value"] == pytest.approx(metrics["by_group"]["region"]["south_c"]["nll_acoustic"])
-    assert cols["caption_gain"]["status"].startswith("not run")  # this evaluation does not measure it yet
+    # the evaluation's per-group caption gain (its semantic stage, with the bootstrap CI) reaches the page
+    gain = cols["caption_gain"]
+    assert gain["status"] == "ok", gain["status"]
+    south = metrics["by_group"]["region"]["south_c"]["caption_gain"]["semantic"]
+    assert gain["cells"]["region"]["south_c"]["value"] == pytest.approx(south["gain"])
