@@ -203,21 +203,6 @@ def _label_names(clips: list[ClipRecord], ontology: str | None) -> dict[str, lis
     return {c.key: [onto.names.get(m, m) for m in c.audioset_labels] for c in clips}
 
 
-def beam_options(beam_args: list[str] | None, n_tasks: int) -> Any:
-    """Beam options from the user's args; on the default DirectRunner, multi-processing locally."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    args = list(beam_args or [])
-    flat = " ".join(args)
-    if "--runner" not in flat or "DirectRunner" in flat:
-        if "--direct_running_mode" not in flat:
-            # one shard has nothing to spread: skip starting worker processes for it
-            args.append("--direct_running_mode=" + ("multi_processing" if n_tasks > 1 else "in_memory"))
-        if "--direct_num_workers" not in flat and "in_memory" not in flat:
-            args.append(f"--direct_num_workers={max(1, min(os.cpu_count() or 1, n_tasks))}")
-    return PipelineOptions(args)
-
-
 def _remove(path: str) -> None:
     if shards.exists(path):
         fs, p = shards._fs(path)
@@ -234,11 +219,10 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
     """Run the ingest and return the manifest (also written to OUT/manifest.json).
 
     Raises SessionBlockedError, after writing everything, when a worker's breaker tripped."""
-    import apache_beam as beam
-
     from cadenza.musiccaps import load_musiccaps
     from cadenza.pipelines.ingest_beam import build_pipeline
     from cadenza.pipelines.progress import ShardProgress
+    from cadenza.pipelines.runner import make_pipeline, pipeline_options
 
     config.validate()
     started = time.time()
@@ -270,9 +254,9 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
     shards.write_failures(shards.join(out, "failures", "validate.jsonl"), validation_failures(rejects))
     metrics: dict[str, Any] = {}
     if tasks:
-        options = beam_options(beam_args, len(tasks))
+        options = pipeline_options(beam_args, parallel_tasks=len(tasks))
         with ShardProgress(out, tasks, enabled=config.progress) as progress:
-            p = beam.Pipeline(options=options)
+            p = make_pipeline(options)
             build_pipeline(p, tasks, config.job(run_id=uuid.uuid4().hex), out, config.max_concurrent_fetches)
             run = p.run()
             run.wait_until_finish()

@@ -298,17 +298,15 @@ def run_tokenize(config: TokenizeConfig, beam_args: list[str] | None = None) -> 
 
 def _run_beam(config, tokenizers, pending, sources, beam_args) -> None:
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
+    from cadenza.pipelines.runner import make_pipeline, pipeline_options
     from cadenza.pipelines.tokenize_dofns import COUNT, ReadAudioShard, TokenizeBundle, WriteTokenShard
 
     plan = tokenizers
-    options = PipelineOptions(beam_args)
-    if "runner" not in options.get_all_options(drop_default=True):
-        options = PipelineOptions(["--runner=DirectRunner", *beam_args])
+    options = pipeline_options(beam_args)
     out_names = [shards.join(config.out, "shards", shards.shard_name(config.prefix, i)) for i, _ in pending]
     with _progress(config.progress, "token shards", len(pending)) as advance, _ShardWatcher(out_names, advance):
-        with beam.Pipeline(options=options) as p:
+        with make_pipeline(options) as p:
             read = (
                 p
                 | "Shards" >> beam.Create(pending)

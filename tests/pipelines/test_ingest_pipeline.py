@@ -211,7 +211,10 @@ def test_real_musiccaps_rows(musiccaps_csv, ontology_json, tmp_path):
 
 
 def test_beam_options_default_to_local_multiprocessing_only_on_the_direct_runner():
-    from cadenza.pipelines.ingest import beam_options
+    from cadenza.pipelines.runner import pipeline_options
+
+    def beam_options(args, n):
+        return pipeline_options(args, parallel_tasks=n)
 
     def direct(args, n):
         o = beam_options(args, n).get_all_options()

@@ -1,0 +1,47 @@
+"""The default local runner never tries Prism (a binary downloaded from github.com); named runners pass through."""
+
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+import pytest
+from apache_beam.runners.portability import prism_runner
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.testing.util import assert_that, equal_to
+
+from cadenza.pipelines.runner import make_pipeline, pipeline_options
+
+DRIVER = os.getpid()  # pickled by value into the workers
+
+
+@pytest.mark.parametrize("args", [[], ["--runner=DirectRunner"], ["--runner", "DirectRunner"]])
+def test_the_local_runner_is_the_direct_runners_fn_api_path(args):
+    assert isinstance(make_pipeline(pipeline_options(args)).runner, fn_runner.FnApiRunner)
+
+
+def test_a_named_runner_is_taken_as_given():
+    p = make_pipeline(pipeline_options(["--runner=PortableRunner", "--job_endpoint=embed"]))
+    assert type(p.runner).__name__ == "PortableRunner"
+
+
+def test_a_local_run_never_tries_prism(monkeypatch):
+    tried = []
+    monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", lambda *a, **k: tried.append(a))
+    with make_pipeline(pipeline_options(["--direct_running_mode=in_memory"])) as p:
+        doubled = p | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
+        assert_that(doubled, equal_to([2, 4, 6]))
+    assert tried == []
+
+
+def test_the_local_runner_spreads_tasks_over_worker_processes(monkeypatch):
+    """Ingest's default: several tasks run in SDK worker processes, still without a Prism attempt."""
+    tried = []
+    monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", lambda *a, **k: tried.append(a))
+    options = pipeline_options([], parallel_tasks=2)
+    assert options.get_all_options()["direct_running_mode"] == "multi_processing"
+    with make_pipeline(options) as p:
+        pids = p | beam.Create(["a", "b"]) | beam.Reshuffle() | beam.Map(lambda _: os.getpid() != DRIVER)
+        assert_that(pids, equal_to([True, True]))
+    assert tried == []
+
