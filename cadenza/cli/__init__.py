@@ -101,12 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     a full disk exits 3; Ctrl-C / SIGTERM exit 130 / 143 (see cadenza.cli.interrupt).
     """
     from cadenza.cli.checks import ClickException, UsageError
-    from cadenza.cli.interrupt import Interrupted, stop_at_once_on_signal
+    from cadenza.cli.interrupt import Interrupted, signals_to_watcher
     from cadenza.sources import SourceError
 
     _quiet_library_noise()
     try:
-        with stop_at_once_on_signal():
+        with signals_to_watcher():
             status = typer.main.get_command(app).main(args=argv, prog_name="cadenza", standalone_mode=False)
     except UsageError as exc:
         _error(" ".join(exc.format_message().split()))

@@ -131,7 +131,7 @@ def ingest(
     if is_youtube(config.source_url_template):
         _warn_if_degraded(config)
     try:
-        with library_logs_to_file(out, "ingest", verbose), hard_stop_on_signal(lambda: _kept(out)):
+        with hard_stop_on_signal(lambda: _kept(out)), library_logs_to_file(out, "ingest", verbose):
             manifest = run_ingest(config, beam_args=list(ctx.args))
     except SessionBlockedError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

@@ -1,16 +1,18 @@
 """Ctrl-C (SIGINT) and SIGTERM: stop cleanly, say what was kept and how to resume, exit 130 / 143.
 
-Two ways, by what a stage can promise:
+One watcher thread takes every SIGINT/SIGTERM of a command (`signals_to_watcher`, entered by `main()` before
+any work starts). The signals are blocked in the main thread first, so every thread and child process
+started afterwards has them blocked too (a blocked mask survives fork and exec): no Beam worker, fetch
+thread, DataLoader worker, yt-dlp or ffmpeg ever sees a signal, wherever in the run it lands, and no thread
+but the watcher can take it. What the watcher does depends on the stage that is running:
 
+- by default (`at_once`): kill every descendant process, print the command-wide line, exit;
 - `hard_stop_on_signal` for the Beam stages (ingest, tokenize) and audit. Everything they keep is written
   atomically with its completion marker last, so stopping at any instant leaves only whole, marked outputs
-  (the kill -9 tests show a rerun then equals an uninterrupted run). SIGINT and SIGTERM are blocked in this
-  process, and so in every thread and child process it starts (a blocked mask survives fork and exec): a
-  worker never sees the signal, so it can neither record in-flight clips as failures nor finish a shard with
-  half its rows. One watcher thread waits for the signal, kills every descendant process (Beam workers,
-  yt-dlp, ffmpeg), prints one line and ends the process at once.
-- `StopRequest` for train, which can end a step and write a checkpoint: the signal sets a flag the training
-  loop reads between steps.
+  (the kill -9 tests show a rerun then equals an uninterrupted run). The watcher kills every descendant
+  (Beam workers, yt-dlp, ffmpeg), prints one line saying what was kept, and ends the process at once;
+- `StopRequest` for train, which can end a step and write a checkpoint: the first signal sets a flag the
+  training loop reads between steps; a second one stops at once.
 """
 
 from __future__ import annotations
@@ -78,33 +80,46 @@ def _mute_other_threads() -> object:
     return terminal
 
 
-@contextmanager
-def hard_stop_on_signal(kept: Callable[[], str]) -> Iterator[None]:
-    """Inside: SIGINT/SIGTERM end the process (and its children) with one line `interrupted: <kept()>`.
+Handler = Callable[[int], None]
+_handlers: list[Handler] = []  # the innermost stage's handler is last; the watcher calls it
+_watching = threading.Event()
 
-    `kept()` describes what is on disk and how to resume; it runs in the watcher thread, so it only reads.
-    Works only from the main thread (elsewhere it does nothing).
-    """
-    if threading.current_thread() is not threading.main_thread():
+
+def at_once(signum: int) -> None:
+    """The command-wide stop: every descendant killed, one line, exit 130 / 143."""
+    _stop(signum, lambda: f"resume with: {command_line()}", sep="; ")
+
+
+def _stop(signum: int, kept: Callable[[], str], sep: str = ": ") -> None:
+    terminal = _mute_other_threads()
+    kill_descendants()
+    try:
+        message = kept()
+    except Exception as exc:  # noqa: BLE001 (the exit must happen whatever the summary does)
+        message = f"could not summarise the output ({type(exc).__name__}: {exc}); rerun the same command"
+    _say(f"interrupted by {signal.Signals(signum).name}{sep}{message}", terminal)
+    os._exit(exit_status(signum))
+
+
+@contextmanager
+def signals_to_watcher() -> Iterator[None]:
+    """Inside: SIGINT/SIGTERM go to one watcher thread that calls the innermost handler (`at_once` when no
+    stage installed one). Works only from the main thread; nested uses share the outer watcher."""
+    if threading.current_thread() is not threading.main_thread() or _watching.is_set():
         yield
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     done = threading.Event()
 
     def watch() -> None:
-        signum = signal.sigwait(SIGNALS)
-        if done.is_set():  # woken by the body's end (below), not by a user
-            return
-        terminal = _mute_other_threads()
-        kill_descendants()
-        try:
-            message = kept()
-        except Exception as exc:  # noqa: BLE001 (the exit must happen whatever the summary does)
-            message = f"could not summarise the output ({type(exc).__name__}: {exc}); rerun the same command"
-        _say(f"interrupted by {signal.Signals(signum).name}: {message}", terminal)
-        os._exit(exit_status(signum))
+        while True:
+            signum = signal.sigwait(SIGNALS)
+            if done.is_set():  # woken by the body's end (below), not by a user
+                return
+            (_handlers[-1] if _handlers else at_once)(signum)
 
     watcher = threading.Thread(target=watch, name="signal-watcher", daemon=True)
+    _watching.set()
     watcher.start()
     try:
         yield
@@ -113,54 +128,49 @@ def hard_stop_on_signal(kept: Callable[[], str]) -> Iterator[None]:
         # wake the watcher with a signal meant for it alone, so that it never takes a later signal
         signal.pthread_kill(watcher.ident, signal.SIGINT)  # type: ignore[arg-type]
         watcher.join(5)
+        _watching.clear()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager
-def stop_at_once_on_signal() -> Iterator[None]:
-    """The default for a whole command: SIGINT/SIGTERM print one line and exit 130/143 (no traceback).
-    Stages that keep work install their own handling inside (hard_stop_on_signal, StopRequest)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def handling_signals(handler: Handler) -> Iterator[None]:
+    """Inside: the watcher (started here when `main()` has not) calls `handler(signum)` on a signal."""
+    with signals_to_watcher():
+        _handlers.append(handler)
+        try:
+            yield
+        finally:
+            _handlers.remove(handler)
 
-    def stop(signum: int, _frame: object) -> None:
-        terminal = _mute_other_threads()
-        kill_descendants()
-        _say(f"interrupted by {signal.Signals(signum).name}; resume with: {command_line()}",
-             terminal)
-        os._exit(exit_status(signum))
 
-    previous = {s: signal.signal(s, stop) for s in SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+def hard_stop_on_signal(kept: Callable[[], str]):  # noqa: ANN201 (a context manager)
+    """Inside: SIGINT/SIGTERM end the process (and its children) with one line `interrupted: <kept()>`.
+
+    `kept()` describes what is on disk and how to resume; it runs in the watcher thread, so it only reads.
+    """
+    return handling_signals(lambda signum: _stop(signum, kept))
 
 
 class StopRequest:
-    """Set by SIGINT/SIGTERM while installed; a loop polls `requested` and stops at a safe point.
-    A second signal stops at once (the default action), for a loop that never reaches its safe point."""
+    """Set by SIGINT/SIGTERM while entered; a loop polls `requested` and stops at a safe point.
+    A second signal stops at once, for a loop that never reaches its safe point."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
-        self._previous: dict[int, object] = {}
+        self._handling = handling_signals(self._handle)
 
     @property
     def requested(self) -> bool:
         return self.signum is not None
 
-    def _handle(self, signum: int, _frame: object) -> None:
+    def _handle(self, signum: int) -> None:
+        if self.signum is not None:
+            at_once(signum)
         self.signum = signum
-        for s in SIGNALS:
-            signal.signal(s, signal.SIG_DFL)
 
     def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        self._handling.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)  # type: ignore[arg-type]
+        self._handling.__exit__(*exc)

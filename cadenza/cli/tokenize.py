@@ -96,7 +96,7 @@ def tokenize(
         batch_size=batch_size, torch_threads=torch_threads, optimize=optimize, progress=progress,
     )
     try:
-        with library_logs_to_file(out, "tokenize", verbose), hard_stop_on_signal(lambda: _kept(out)):
+        with hard_stop_on_signal(lambda: _kept(out)), library_logs_to_file(out, "tokenize", verbose):
             manifest = run_tokenize(config, beam_args=list(ctx.args))
     except TokenizerMismatchError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

@@ -78,19 +78,21 @@ def ingest_reference(media_dir, tmp_path_factory):  # noqa: F811
         yield common, clean, root
 
 
-@pytest.mark.parametrize(("sig", "seed"), CASES, ids=IDS)
-@pytest.mark.xfail(strict=False, reason="known open bug: on an idle machine the signal can land while Beam starts "
-                   "its runner (the DirectRunner's Prism attempt, then the SDK workers); there the workers die of "
-                   "the signal and the driver hangs, or the command-wide line answers. Passes under load; see the "
-                   "closing note of issue 17")
-def test_ingest_interrupted_keeps_only_whole_shards_and_resumes(ingest_reference, sig, seed):
+# the seeded cases, plus one signal at the instant the command has started (while Beam starts its runner
+# and worker processes), the window where workers once died of the signal and the driver hung
+INGEST_CASES = [*((sig, seed, 1.0) for sig, seed in CASES), (signal.SIGINT, 46, 0.0)]  # seed 46: no shard awaited
+INGEST_IDS = [*IDS, "SIGINT-at-start"]
+
+
+@pytest.mark.parametrize(("sig", "seed", "max_delay_s"), INGEST_CASES, ids=INGEST_IDS)
+def test_ingest_interrupted_keeps_only_whole_shards_and_resumes(ingest_reference, sig, seed, max_delay_s):
     common, clean, root = ingest_reference
     out = root / f"{sig.name}-{seed}"
     env = cli_env(**EPOCH)
     # the default runner: worker processes with fetches in flight when the signal lands
     progress = started(out / "ingest.log", lambda: count_complete(out / "shards"))
-    kill = run_and_kill([*common, "--out", str(out)], progress, len(ROWS) // 3, seed, env=env, max_delay_s=1.0,
-                        sig=sig)
+    kill = run_and_kill([*common, "--out", str(out)], progress, len(ROWS) // 3, seed, env=env,
+                        max_delay_s=max_delay_s, sig=sig)
     line = assert_stopped_cleanly(kill, sig, out / "manifest.json")
     assert line is None or "complete audio shards kept" in line
     stats_files = list((out / "stats").glob("*.stats.json"))
