@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv as csvlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +234,10 @@ def output_dir(option: str, spec: str | Path | None, *, kind: str | None = None,
                        f"{option} or pass --force to write into it")
 
 
-def output_file(option: str, spec: str | Path | None, *, suffixes: Iterable[str] = ()) -> None:
-    """A file to write: not a directory, its suffix one of `suffixes` when given."""
+def output_file(option: str, spec: str | Path | None, *, suffixes: Iterable[str] = (),
+                own: Callable[[Path], bool] | None = None, force: bool = False, command: str = "") -> None:
+    """A file to write: not a directory, its suffix one of `suffixes` when given. With `own`, an existing
+    file is overwritten only when `own(path)` says it is this command's earlier output, or with --force."""
     if spec is None or is_remote(spec):
         return
     path = Path(spec).expanduser()
@@ -246,6 +248,16 @@ def output_file(option: str, spec: str | Path | None, *, suffixes: Iterable[str]
         raise fail(option, f"expected a {' or '.join(allowed)} file (got {path.name})")
     if path.parent.exists() and not path.parent.is_dir():
         raise fail(option, f"{path.parent} is a file, so {path.name} cannot be written under it")
+    if own is not None and path.is_file() and path.stat().st_size and not force and not _owned(own, path):
+        raise fail(option, f"{path} exists and is not the output of `cadenza {command}`; give another "
+                           f"{option} or pass --force to overwrite it")
+
+
+def _owned(own: Callable[[Path], bool], path: Path) -> bool:
+    try:
+        return bool(own(path))
+    except Exception:  # noqa: BLE001 (unreadable as our own output is exactly "not ours")
+        return False
 
 
 # ---------------------------------------------------------------- pass-through Beam options

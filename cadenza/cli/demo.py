@@ -21,6 +21,7 @@ def demo(
                                     help="training steps of the demo codec (default: the `demo` preset's)"),
     limit: int = typer.Option(None, "--limit", min=1, help="ingest only the first N valid rows (useful with --csv)"),
     plan: bool = typer.Option(False, "--plan", help="build the demo dataset and print what would run, then stop"),
+    force: bool = typer.Option(False, "--force", help="write into a non-empty --out that is not a demo's"),
 ) -> None:
     """Build a small MusicCaps-format dataset offline (synthesised clips in 7 styles, captions, AudioSet labels
     and 3 rows that must fail), serve it on 127.0.0.1 and run the real chain on it: ingest with yt-dlp,
@@ -28,8 +29,13 @@ def demo(
     the tiny model briefly, sample, evaluate.
     Prints where the shards, the audit report, the samples and the evaluation report are. Safe to run twice:
     finished work is reused."""
+    from cadenza import orchestration
+    from cadenza.cli import checks
     from cadenza.demo.run import run_demo
     from cadenza.orchestration import StageError
+
+    own = ["demo-data", *orchestration.STAGE_DIRS.values()]
+    checks.output_dir("--out", out, own=own, force=force, command="demo")
 
     try:
         run_demo(out, csv, n_clips=clips, seed=seed, max_steps=steps, limit=limit, plan_only=plan,

@@ -20,11 +20,15 @@ def validate(
     rejects: Path | None = typer.Option(
         None, help="Write every rejected row (row, line, field, value, reason) to this JSONL file."
     ),
+    force: bool = typer.Option(False, "--force", help="Overwrite a --rejects file that is not a rejects list."),
 ) -> None:
     """Validate every row of a MusicCaps CSV and summarise: rows read, valid, rejected by reason,
     split sizes, label coverage. Exits 0 whenever the file could be read, even with rejected rows."""
+    from cadenza.cli import checks
     from cadenza.musiccaps import load_musiccaps, load_ontology
 
+    checks.output_file("--rejects", rejects, suffixes=(".jsonl",), own=_is_rejects, force=force,
+                       command="musiccaps validate")
     result = load_musiccaps(csv)
     onto = load_ontology(ontology) if ontology else None
     summary = result.summary(onto)
@@ -38,6 +42,12 @@ def validate(
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
     _print_summary(summary, result.rejects[:10])
+
+
+def _is_rejects(path: Path) -> bool:
+    with path.open(encoding="utf-8") as f:
+        first = json.loads(f.readline())
+    return isinstance(first, dict) and {"row", "reason"} <= first.keys()
 
 
 def _print_summary(summary: dict, first_rejects: list) -> None:

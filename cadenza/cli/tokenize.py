@@ -125,10 +125,11 @@ def fit_kmeans_cmd(
     max_clips: int = typer.Option(1000, help="Clips sampled across shards."),
     frames_per_clip: int = typer.Option(100, help="Frames sampled per clip."),
     seed: int = typer.Option(0, help="Seed of the clip and frame sample and of the k-means."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an --out file that is not a fitted k-means."),
 ) -> None:
     """Fit the semantic k-means (MiniBatchKMeans) on frames sampled across the audio shards."""
     checks.audio_dir("--shards", shards)
-    checks.output_file("--out", out, suffixes=(".npz",))
+    checks.output_file("--out", out, suffixes=(".npz",), own=_is_kmeans, force=force, command="tokenize fit-kmeans")
     checks.number("--clusters", clusters, minimum=2)
     if not (features == "mfcc" or (features.startswith("hf:") and len(features) > 3)):
         raise checks.fail("--features", f"expected mfcc or hf:PATH[@LAYER] (got {features!r})")
@@ -141,6 +142,13 @@ def fit_kmeans_cmd(
                         frames_per_clip=frames_per_clip, seed=seed)
     typer.echo(f"k-means {result['fingerprint']}: {clusters} clusters over {result['num_frames']} frames "
                f"from {result['clips']} clips -> {out}")
+
+
+def _is_kmeans(path: Path) -> bool:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as npz:
+        return "centroids" in npz.files
 
 
 def register(app: typer.Typer) -> None:

@@ -33,6 +33,10 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     (root / "empty-dir").mkdir()
     (root / "not-json.json").write_text("{nope")
     (root / "weights-bad.json").write_text(json.dumps({"grouping": "region"}))
+    import numpy as np
+
+    np.savez(root / "not-kmeans.npz", weights=np.zeros(3))
+    (root / "other.jsonl").write_text(json.dumps({"event": "somebody else's log"}) + "\n")
     (root / "audit-empty").mkdir()
     (root / "audit-empty" / "report.md").write_text("# an audit without assignments\n")
     audio = root / "audio"
@@ -48,7 +52,8 @@ def inputs(tmp_path_factory) -> dict[str, str]:
             "EMPTY_DIR": str(root / "empty-dir"), "NOT_JSON": str(root / "not-json.json"),
             "BAD_WEIGHTS": str(root / "weights-bad.json"), "AUDIO": str(audio), "TOKENS": str(root / "tokens"),
             "RUN": str(run), "AUDIT_EMPTY": str(root / "audit-empty"), "MISSING": str(root / "missing"),
-            "NEW": str(root / "new-out")}
+            "NEW": str(root / "new-out"), "NOT_KMEANS": str(root / "not-kmeans.npz"),
+            "OTHER_JSONL": str(root / "other.jsonl")}
 
 
 T = ["train", "--shards", "TOKENS", "--out", "NEW"]
@@ -163,6 +168,7 @@ CASES: list[tuple[list[str], str]] = [
     (["tokenize", "fit-kmeans", "--shards", "AUDIO", "--out", "ROOT/km.npz", "--clusters", "0"], "--clusters"),
     (["tokenize", "fit-kmeans", "--shards", "AUDIO", "--out", "EMPTY_DIR"], "--out"),
     (["tokenize", "fit-kmeans", "--shards", "TOKENS", "--out", "ROOT/km.npz"], "is a token dir"),
+    (["tokenize", "fit-kmeans", "--shards", "AUDIO", "--out", "NOT_KMEANS"], "--force"),
     # ingest
     (_set(I, "--csv", "HEADER_CSV"), "no data rows"),
     (_set(I, "--csv", "EMPTY_DIR"), "is a directory"),
@@ -185,6 +191,12 @@ CASES: list[tuple[list[str], str]] = [
     # metadata
     (["musiccaps", "validate", "EMPTY_DIR"], "is a directory"),
     (["musiccaps", "validate", "MISSING"], "no such file"),
+    (["musiccaps", "validate", "CSV", "--rejects", "OTHER_JSONL"], "--force"),
+    (["musiccaps", "validate", "CSV", "--rejects", "NOT_JSON"], "--rejects: expected a .jsonl file"),
+    # demo
+    (["demo", "--out", "UNRELATED"], "--force"),
+    (["demo", "--out", "FILE"], "--out"),
+    (["demo", "--clips", "0"], "--clips"),
     (["frobnicate"], "frobnicate"),
 ]
 

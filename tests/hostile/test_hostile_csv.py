@@ -122,3 +122,5 @@ def test_cli_rejects_file_and_exit_codes(tmp_path):
     assert summary["valid"] == 3 and summary["rejected"] == len(HOSTILE_ROWS)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["row"] for x in lines] == list(range(1, len(HOSTILE_ROWS) + 1))
+    again = CliRunner().invoke(app, ["musiccaps", "validate", p, "--json", "--rejects", str(out)])
+    assert again.exit_code == 0 and out.read_text().splitlines() == [json.dumps(x, ensure_ascii=False) for x in lines]

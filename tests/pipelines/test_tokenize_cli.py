@@ -30,6 +30,9 @@ def test_codec_weights_dir_gives_the_in_memory_models_codes(small_audio_dir, tmp
                                  "--clusters", "8", "--frames-per-clip", "50"])
     assert fitted.exit_code == 0, fitted.output
     assert KMeansModel.load(kmeans).centroids.shape == (8, 51)
+    refit = runner.invoke(app, ["tokenize", "fit-kmeans", "--shards", small_audio_dir, "--out", str(kmeans),
+                                "--clusters", "8", "--frames-per-clip", "50"])
+    assert refit.exit_code == 0, refit.output  # its own earlier output is overwritten without --force
 
     out = tmp_path / "tokens"
     result = runner.invoke(app, [
