@@ -231,3 +231,22 @@ def test_audit_interrupted_and_rerun_gives_the_same_report(audit_reference, sig,
     assert resumed.returncode == 0, (kill, resumed.stderr[-3000:])
     assert (out / "assignments.jsonl").read_bytes() == (clean / "assignments.jsonl").read_bytes()
     assert _metrics(out) == _metrics(clean)
+
+
+def test_train_with_loader_worker_processes_stops_cleanly_and_resumes(train_reference):
+    """DataLoader worker processes never see the signal (it is blocked in every child): the step ends, the
+    checkpoint is written, and no worker is left behind."""
+    args, _, root = train_reference
+    out = root / "loader-workers"
+    env = cli_env(OMP_NUM_THREADS="1")
+    lines = LONG_TRAIN["steps"] // LONG_TRAIN["log_every"]
+    kill = run_and_kill([*args, "--num-workers", "2", "--out", str(out)],
+                        started(out / "config.json", lambda: _logged_lines(out)), lines // 2, 5, env=env,
+                        max_delay_s=0.2, sig=signal.SIGINT)
+    line = assert_stopped_cleanly(kill, signal.SIGINT, out / "train_summary.json")
+    assert line is not None and "checkpoint kept" in line, kill
+    step = json.loads((out / "checkpoints" / "latest.json").read_text())["step"]
+    assert f"stopped at step {step};" in line
+    resumed = run_cli([*args, "--num-workers", "2", "--out", str(out), "--resume"], env=env)
+    assert resumed.returncode == 0, (kill, resumed.stderr[-3000:])
+    assert json.loads((out / "train_summary.json").read_text())["steps"] == LONG_TRAIN["steps"]
