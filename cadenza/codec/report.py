@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 from typing import Any
 
 from cadenza.codec.losses import METRIC_DIRECTION
+from cadenza.plotting import cell, pyplot
 
 LABELS = {"log_mel_l1": "log-mel L1 (lower is better)", "stft_distance": "multi-res STFT distance (lower is better)",
           "si_snr": "SI-SNR dB (higher is better)"}
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_groups(out: Path, grouping: str, groups: dict[str, Any], overall: dict[str, Any], metric: str) -> str:
     """Mean and 95% CI per group, the overall mean as a line, flagged groups in red."""
-    plt = _plt()
+    plt = pyplot()
     names = sorted(groups, key=lambda g: groups[g][metric]["mean"])
     means = [groups[g][metric]["mean"] for g in names]
     lo = [m - groups[g][metric]["ci_low"] for g, m in zip(names, means, strict=True)]
@@ -43,7 +34,7 @@ def plot_groups(out: Path, grouping: str, groups: dict[str, Any], overall: dict[
 
 
 def plot_codebooks(out: Path, overall: dict[str, Any]) -> str:
-    plt = _plt()
+    plt = pyplot()
     levels = overall["codebooks"]["levels"]
     fig, ax = plt.subplots(figsize=(6, 2.8))
     ax.bar(range(len(levels)), [lv["entropy_bits"] for lv in levels], color="tab:green")
@@ -55,24 +46,18 @@ def plot_codebooks(out: Path, overall: dict[str, Any]) -> str:
     return "codec_codebooks.png"
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.4g}"
-    return html.escape(str(v))
-
-
 def _ci(entry: dict[str, Any]) -> str:
-    return f"{_fmt(entry['mean'])} [{_fmt(entry['ci_low'])}, {_fmt(entry['ci_high'])}]"
+    return f"{cell(entry['mean'])} [{cell(entry['ci_low'])}, {cell(entry['ci_high'])}]"
 
 
 def group_rows(groups: dict[str, Any]) -> str:
     rows = []
     for name, e in sorted(groups.items()):
         flag = "<b style='color:#b00'>worse</b>" if e.get("flag") else ""
-        q = "" if e.get("q") is None else _fmt(e["q"])
+        q = "" if e.get("q") is None else cell(e["q"])
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{e['n']}</td>"
                     + "".join(f"<td>{_ci(e[m])}</td>" for m in METRIC_DIRECTION)
-                    + f"<td>{_fmt(e['codebooks']['entropy_kbps'])}</td><td>{q}</td><td>{flag}</td></tr>")
+                    + f"<td>{cell(e['codebooks']['entropy_kbps'])}</td><td>{q}</td><td>{flag}</td></tr>")
     head = ("<tr><th>group</th><th>clips</th>" + "".join(f"<th>{LABELS[m]}</th>" for m in METRIC_DIRECTION)
             + "<th>entropy kbps</th><th>q</th><th></th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
@@ -89,15 +74,15 @@ def write_codec_report(out: Path, metrics: dict[str, Any]) -> list[str]:
     codec = metrics["codec"]
     banner = ("<p style='background:#b00;color:#fff;padding:8px'>RANDOM-WEIGHT CODEC: for tests only, its "
               "reconstructions are not meaningful</p>") if metrics.get("random_weights") else ""
-    levels = "".join(f"<tr><td>{i}</td><td>{_fmt(lv['used'])}</td><td>{_fmt(lv['entropy_bits'])}</td>"
-                     f"<td>{_fmt(lv['perplexity'])}</td></tr>" for i, lv in enumerate(overall["codebooks"]["levels"]))
+    levels = "".join(f"<tr><td>{i}</td><td>{cell(lv['used'])}</td><td>{cell(lv['entropy_bits'])}</td>"
+                     f"<td>{cell(lv['perplexity'])}</td></tr>" for i, lv in enumerate(overall["codebooks"]["levels"]))
     body = f"""<!doctype html><html><head><meta charset='utf-8'><title>cadenza codec evaluation</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}} td,th{{border:1px solid #ccc;padding:3px 6px}}
 table{{border-collapse:collapse;margin:8px 0}}</style></head><body>
 <h1>Codec evaluation</h1>{banner}
 <p>Codec <code>{html.escape(str(codec.get('dir')))}</code> ({html.escape(str(codec.get('name')))},
-{codec.get('num_codebooks')} codebooks of {codec.get('vocab_size')}, {_fmt(metrics['bitrate_kbps'])} kbps nominal,
-{_fmt(overall['codebooks']['entropy_kbps'])} kbps entropy-coded) on {metrics['clips']} clips of
+{codec.get('num_codebooks')} codebooks of {codec.get('vocab_size')}, {cell(metrics['bitrate_kbps'])} kbps nominal,
+{cell(overall['codebooks']['entropy_kbps'])} kbps entropy-coded) on {metrics['clips']} clips of
 <code>{html.escape(str(metrics['shards']))}</code>.</p>
 <table><tr><th>metric</th><th>mean [95% CI]</th></tr>
 {''.join(f"<tr><td>{LABELS[m]}</td><td>{_ci(overall[m])}</td></tr>" for m in METRIC_DIRECTION)}</table>

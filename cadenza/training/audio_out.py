@@ -25,11 +25,9 @@ def log_spectrogram(audio: np.ndarray, sample_rate: int, n_fft: int = 512) -> tu
 
 
 def write_spectrogram(path: Path, audio: np.ndarray, sample_rate: int, title: str = "") -> None:
-    import matplotlib
+    from cadenza.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3))
     if audio.size >= 16:
         f, t, db = log_spectrogram(audio, sample_rate)

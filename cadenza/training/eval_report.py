@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cadenza.plotting import cell, pyplot
 from cadenza.training import token_metrics as tm
 from cadenza.training.eval_report_metrics import group_gain_cells, sections
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.4g}"
-    return html.escape(str(v))
-
-
 def plot_nll(out: Path, nll: dict[str, Any]) -> str:
-    plt = _plt()
+    plt = pyplot()
     names = ["semantic"] + [f"acoustic cb{k}" for k in range(len(nll.get("nll_acoustic_per_codebook", [])))]
     vals = [nll.get("nll_semantic", float("nan"))] + list(nll.get("nll_acoustic_per_codebook", []))
     fig, ax = plt.subplots(figsize=(7, 3))
@@ -43,7 +28,7 @@ def plot_nll(out: Path, nll: dict[str, Any]) -> str:
 
 
 def plot_histograms(out: Path, gen: list[dict], ref: list[dict], vocab: int) -> str:
-    plt = _plt()
+    plt = pyplot()
     hg = tm.histogram([g["semantic"] for g in gen], vocab)
     hr = tm.histogram([r["semantic"] for r in ref], vocab)
     fig, ax = plt.subplots(figsize=(7, 3))
@@ -59,7 +44,7 @@ def plot_histograms(out: Path, gen: list[dict], ref: list[dict], vocab: int) -> 
 
 
 def plot_groups(out: Path, grouping: str, table: dict[str, Any]) -> str:
-    plt = _plt()
+    plt = pyplot()
     groups = list(table)
     fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(groups) + 2), 3.5))
     x = np.arange(len(groups))
@@ -83,7 +68,7 @@ def _group_table(grouping: str, table: dict[str, Any]) -> str:
         rows.append(
             "<tr>"
             + "".join(
-                f"<td>{_fmt(v)}</td>"
+                f"<td>{cell(v)}</td>"
                 for v in (
                     g,
                     r["clips_heldout"],
@@ -119,9 +104,9 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
         "come from a randomly initialised EnCodec (tests and the demo only); the audio is not meaningful.</p>"
         if metrics.get("random_weights") else "",
         f"<p>Held-out: {html.escape(metrics['heldout'])}; window {metrics['seconds']} s; "
-        f"{nll.get('clips', 0)} held-out clips; data problems: {_fmt(metrics['data'])}</p>",
+        f"{nll.get('clips', 0)} held-out clips; data problems: {cell(metrics['data'])}</p>",
         "<h2>Held-out likelihood</h2><table>",
-        *(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in nll.items()),
+        *(f"<tr><td>{k}</td><td>{cell(v)}</td></tr>" for k, v in nll.items()),
         "</table>",
         f"<img src='{plot_nll(out, nll)}'>",
         *sections(out, metrics),
@@ -132,7 +117,7 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
         rep_g, rep_h = sem["repetition_generated"], sem["repetition_heldout"]
 
         def pair(a: Any, b: Any) -> str:
-            return f"{_fmt(a)} / {_fmt(b)}"
+            return f"{cell(a)} / {cell(b)}"
 
         rows = {
             "generated clips": g["clips"],
@@ -155,16 +140,16 @@ def write_report(out: Path, metrics: dict[str, Any], gen: list[dict], ref: list[
         if mem:
             base = g["memorization_heldout_baseline"]
             rows[f"training {mem['ngram']}-gram match fraction, generated / held-out baseline"] = (
-                f"{_fmt(mem['train_ngram_match_fraction'])} / {_fmt(base['train_ngram_match_fraction'])}"
+                f"{cell(mem['train_ngram_match_fraction'])} / {cell(base['train_ngram_match_fraction'])}"
             )
         for k, cb in enumerate(g["acoustic_per_codebook"]):
             rows[f"acoustic cb{k}: JS divergence / usage generated / usage held-out"] = (
-                f"{_fmt(cb['js_divergence'])} / {_fmt(cb['usage_generated']['used_fraction'])} / "
-                f"{_fmt(cb['usage_heldout']['used_fraction'])}"
+                f"{cell(cb['js_divergence'])} / {cell(cb['usage_generated']['used_fraction'])} / "
+                f"{cell(cb['usage_heldout']['used_fraction'])}"
             )
         parts += [
             "<h2>Generation</h2><table>",
-            *(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in rows.items()),
+            *(f"<tr><td>{k}</td><td>{cell(v)}</td></tr>" for k, v in rows.items()),
             "</table>",
             f"<img src='{plot_histograms(out, gen, ref, spec.semantic_vocab)}'>",
         ]

@@ -7,29 +7,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cadenza.plotting import cell, pyplot
+
 # the plots' own colour: the browser test counts its pixels to know the plots rendered
 GAIN_COLOUR = "#2a9d8f"
 FLAG_COLOUR = "#d62728"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _f(v: Any) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.4g}"
-    return html.escape(str(v))
-
-
 def _ci(d: dict[str, Any], key: str = "ci95") -> str:
     lo, hi = d.get(key) or (float("nan"), float("nan"))
-    return f"[{_f(lo)}, {_f(hi)}]"
+    return f"[{cell(lo)}, {cell(hi)}]"
 
 
 def _err(values: list[float], cis: list[list[float]]) -> list[list[float]]:
@@ -42,7 +29,7 @@ def _err(values: list[float], cis: list[list[float]]) -> list[list[float]]:
 
 def _bars(out: Path, name: str, labels: list[str], rows: list[dict[str, Any]], value: str, title: str,
           ylabel: str, line: float | None = None, colours: list[str] | None = None) -> str:
-    plt = _plt()
+    plt = pyplot()
     vals = [float(r.get(value, float("nan"))) for r in rows]
     cis = [list(r.get("ci95") or (float("nan"), float("nan"))) for r in rows]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(labels) + 2), 3.2))
@@ -63,8 +50,8 @@ def caption_gain_section(out: Path, cg: dict[str, Any]) -> list[str]:
     img = _bars(out, "caption_gain.png", [n for n, _ in rows], [r for _, r in rows], "gain",
                 "Caption information gain (95% CI)", "nats/token", line=0.0)
     body = "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{_f(r.get('nll_true', float('nan')))}</td>"
-        f"<td>{_f(r.get('nll_mismatched', float('nan')))}</td><td><b>{_f(r['gain'])}</b></td><td>{_ci(r)}</td>"
+        f"<tr><td>{html.escape(n)}</td><td>{cell(r.get('nll_true', float('nan')))}</td>"
+        f"<td>{cell(r.get('nll_mismatched', float('nan')))}</td><td><b>{cell(r['gain'])}</b></td><td>{_ci(r)}</td>"
         f"<td>{'yes' if r.get('excludes_zero') else 'no'}</td></tr>"
         for n, r in rows
     )
@@ -83,7 +70,7 @@ def caption_gain_section(out: Path, cg: dict[str, Any]) -> list[str]:
 def distances_section(out: Path, d: dict[str, Any], embeddings: str) -> list[str]:
     if "skipped" in d:
         return ["<h2>Distribution distances</h2>", f"<p>Not measured: {html.escape(d['skipped'])}</p>"]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     for ax, key in zip(axes, ("kad", "fd"), strict=True):
         rows = [d[key], d[f"{key}_floor"]]
@@ -95,8 +82,8 @@ def distances_section(out: Path, d: dict[str, Any], embeddings: str) -> list[str
     fig.savefig(out / "distances.png", dpi=80)
     plt.close(fig)
     rows = "".join(
-        f"<tr><td>{key.upper()}</td><td><b>{_f(d[key]['value'])}</b></td><td>{_ci(d[key])}</td>"
-        f"<td>{_f(d[key + '_floor']['value'])}</td><td>{_ci(d[key + '_floor'])}</td></tr>"
+        f"<tr><td>{key.upper()}</td><td><b>{cell(d[key]['value'])}</b></td><td>{_ci(d[key])}</td>"
+        f"<td>{cell(d[key + '_floor']['value'])}</td><td>{_ci(d[key + '_floor'])}</td></tr>"
         for key in ("kad", "fd")
     )
     verdict = "above" if d.get("kad_above_floor") else "not distinguishable from"
@@ -118,14 +105,14 @@ def adherence_section(out: Path, a: dict[str, Any], tokens: dict[str, Any] | Non
     stage = ""
     if tokens and "skipped" not in tokens:
         stage = (f"<p>The same classifier on semantic-token histograms (the semantic stage alone, before the "
-                 f"acoustic stage and the codec): accuracy {_f(tokens['accuracy'])} {_ci(tokens)}, "
-                 f"{_f(tokens['ratio_to_chance'])}x chance.</p>")
+                 f"acoustic stage and the codec): accuracy {cell(tokens['accuracy'])} {_ci(tokens)}, "
+                 f"{cell(tokens['ratio_to_chance'])}x chance.</p>")
     labels = ["all", *a["per_label"]]
     rows = [a, *a["per_label"].values()]
     img = _bars(out, "adherence.png", labels, rows, "accuracy", "Prompt adherence (95% CI; dashed: chance)",
                 "accuracy", line=a["chance"])
     body = "".join(
-        f"<tr><td>{html.escape(lab)}</td><td>{r['samples']}</td><td><b>{_f(r['accuracy'])}</b></td>"
+        f"<tr><td>{html.escape(lab)}</td><td>{r['samples']}</td><td><b>{cell(r['accuracy'])}</b></td>"
         f"<td>{_ci(r)}</td></tr>"
         for lab, r in zip(labels, rows, strict=True)
     )
@@ -133,8 +120,9 @@ def adherence_section(out: Path, a: dict[str, Any], tokens: dict[str, Any] | Non
     return [
         "<h2>Prompt adherence</h2>",
         f"<p>A classifier fitted on the held-out reconstructions ({len(a['classes'])} labels; leave-one-out "
-        f"accuracy on them: {_f(cv) if cv is not None else 'n/a'}) labels the samples generated from their "
-        f"captions. Chance: {_f(a['chance'])}; accuracy {_f(a['accuracy'])} = {_f(a['ratio_to_chance'])}x chance, "
+        f"accuracy on them: {cell(cv) if cv is not None else 'n/a'}) labels the samples generated from their "
+        f"captions. Chance: {cell(a['chance'])}; accuracy {cell(a['accuracy'])} = "
+        f"{cell(a['ratio_to_chance'])}x chance, "
         f"{'above' if a['above_chance'] else 'not clearly above'} it.</p>",
         stage,
         f"<table><tr><th>label</th><th>samples</th><th>accuracy</th><th>95% CI</th></tr>{body}</table>",
@@ -146,7 +134,7 @@ def mainstream_section(out: Path, p: dict[str, Any]) -> list[str]:
     rows = {k: v for k, v in p["labels"].items() if "skipped" not in v}
     if not rows:
         return ["<h2>Pull toward the mainstream</h2>", "<p>Not measured: no label has references of its own.</p>"]
-    plt = _plt()
+    plt = pyplot()
     names = list(rows)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 3.2))
     x = range(len(names))
@@ -162,9 +150,9 @@ def mainstream_section(out: Path, p: dict[str, Any]) -> list[str]:
     plt.close(fig)
     body = "".join(
         f"<tr{' style=background:#fdd' if r['flagged'] else ''}><td>{html.escape(n)}</td><td>{r['samples']}</td>"
-        f"<td>{_f(r['distance_own'])}</td><td>{_f(r['distance_rest'])}</td><td>{_f(r['pull_ratio'])}</td>"
-        f"<td>{_f(r.get('reference_distance_own', float('nan')))} / "
-        f"{_f(r.get('reference_distance_rest', float('nan')))}</td>"
+        f"<td>{cell(r['distance_own'])}</td><td>{cell(r['distance_rest'])}</td><td>{cell(r['pull_ratio'])}</td>"
+        f"<td>{cell(r.get('reference_distance_own', float('nan')))} / "
+        f"{cell(r.get('reference_distance_rest', float('nan')))}</td>"
         f"<td>{'FLAGGED' if r['flagged'] else ''}</td></tr>"
         for n, r in rows.items()
     )
@@ -200,9 +188,9 @@ def group_gain_cells(row: dict[str, Any]) -> list[str]:
     cells = []
     for stage in ("semantic", "acoustic"):
         r = cg.get(stage) or {}
-        cells.append(f"<td>{_f(r.get('gain', float('nan')))} {_ci(r)}</td>")
+        cells.append(f"<td>{cell(r.get('gain', float('nan')))} {_ci(r)}</td>")
     adh, pull = row.get("adherence"), row.get("mainstream_pull") or {}
-    cells.append(f"<td>{_f(adh['accuracy'])} {_ci(adh)}</td>" if adh else "<td></td>")
+    cells.append(f"<td>{cell(adh['accuracy'])} {_ci(adh)}</td>" if adh else "<td></td>")
     cells.append("<td style='background:#fdd'>FLAGGED</td>" if pull.get("flagged") else
                  f"<td>{'no' if 'flagged' in pull else ''}</td>")
     return cells
