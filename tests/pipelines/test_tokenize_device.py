@@ -72,9 +72,8 @@ def test_batched_encode_is_a_named_deterministic_variant(small_audio_dir, tmp_pa
 
     # deterministic: a fresh run gives the same bytes
     run_tokenize(config(small_audio_dir, tmp_path / "again", codec_batch=4))
-    tars = [p.name for p in sorted((tmp_path / "batched" / "shards").glob("*.tar"))]
-    for name in tars:
-        assert (tmp_path / "again" / "shards" / name).read_bytes() == (tmp_path / "batched" / "shards" / name).read_bytes()
+    for tar in sorted((tmp_path / "batched" / "shards").glob("*.tar")):
+        assert (tmp_path / "again" / "shards" / tar.name).read_bytes() == tar.read_bytes()
     # more tokens into the batched dir one clip at a time would mix variants: refused
     with pytest.raises(TokenizerMismatchError, match="acoustic"):
         run_tokenize(config(small_audio_dir, tmp_path / "batched", codec_batch=1,
