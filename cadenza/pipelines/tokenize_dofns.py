@@ -122,13 +122,25 @@ class TokenizeBundle(beam.DoFn):
         # decode and check every clip, then encode the good ones' codec audio together (batched on a GPU)
         prepared = [(index, self._prepare(index, sample)) for index, sample in bundle]
         ready = [clip for _, (status, clip) in prepared if status == "ready"]
-        try:
-            codes: list[Any] = self.acoustic.encode([clip["codec_audio"] for clip in ready])
-        except Exception as exc:  # noqa: BLE001 (every clip of the failed call is recorded; the run goes on)
-            codes = [exc] * len(ready)
-        in_order = iter(codes)  # one per ready clip, in bundle order
+        in_order = iter(self._acoustic_codes([clip["codec_audio"] for clip in ready]))  # in bundle order
         for index, (status, clip) in prepared:
             yield index, (status, clip) if status == "fail" else self._finish(clip, next(in_order))
+
+    def _acoustic_codes(self, clips: list[np.ndarray]) -> list[Any]:
+        """Codes per clip, or the exception that clip raised (recorded as its failure)."""
+        try:
+            return self.acoustic.encode(clips)
+        except Exception as exc:  # noqa: BLE001
+            if len(clips) == 1:
+                return [exc]
+        # find the clip that fails: alone, each clip gets the codes it would have had in the batch
+        out: list[Any] = []
+        for clip in clips:
+            try:
+                out.append(self.acoustic.encode([clip])[0])
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        return out
 
     def _prepare(self, index: int, sample: dict[str, Any]) -> tuple[str, Any]:
         """("ready", decoded clip with its semantic tokens and codec-rate audio) or ("fail", failure dict)."""

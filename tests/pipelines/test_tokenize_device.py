@@ -89,3 +89,20 @@ def test_tokenize_cuda_where_there_is_none_is_one_line_exit_2(small_audio_dir, t
     err = capsys.readouterr().err.strip().splitlines()
     assert exited.value.code == 2 and len(err) == 1 and err[0].startswith("error: --device: cuda asked for")
     assert not (tmp_path / "tok").exists()
+
+
+def test_a_clip_that_fails_in_a_batched_call_fails_alone():
+    from cadenza.pipelines.tokenize_dofns import TokenizeBundle
+    from cadenza.tokenizers.acoustic import load_acoustic, synthetic_calibration_audio
+    from cadenza.tokenizers.encode_batch import EncodeVariant
+
+    bundle = TokenizeBundle({}, "tokens")
+    bundle.acoustic = load_acoustic("encodec_24khz", random_init=True, small=True, optimize="fold",
+                                    calibration=synthetic_calibration_audio(24_000, seconds=1.0, count=2),
+                                    variant=EncodeVariant(batch=4))
+    good = synthetic_calibration_audio(24_000, seconds=1.0, count=2, seed=3)
+    bad = np.zeros((2, 24_000), dtype=np.float32)  # not mono: the batched call raises for the whole batch
+    out = bundle._acoustic_codes([good[0], bad, good[1]])
+    assert isinstance(out[1], ValueError) and "mono" in str(out[1])
+    together = bundle.acoustic.encode(good)
+    assert np.array_equal(out[0], together[0]) and np.array_equal(out[2], together[1])
