@@ -1,5 +1,6 @@
 """GPU paths, measured: EnCodec encode throughput per batch size (and the share of codes each batch size and
-bf16 change against one clip at a time in fp32), and `small` training tokens/s in fp32 against bf16.
+bf16 change against one clip at a time in fp32, and CUDA against CPU), and `small` training tokens/s in fp32
+against bf16.
 
     PYTHONPATH=. python benchmarks/bench_gpu.py                  # on a CUDA GPU, well under 8 minutes
     PYTHONPATH=. python benchmarks/bench_gpu.py --device cpu     # a small version of the same on the CPU
@@ -72,14 +73,18 @@ def bench_encode(args, device: str, sizes) -> dict:
     audio_s = count * seconds
     log(f"encode: {count} clips x {seconds:g} s, codec {what}, optimize={args.optimize}, device {device}")
 
-    def run(variant: EncodeVariant):
-        tok = EncodecTokenizer("encodec_24khz", model, bandwidth=bandwidth, optimize=args.optimize, device=device,
+    def run(variant: EncodeVariant, on: str = device):
+        tok = EncodecTokenizer("encodec_24khz", model, bandwidth=bandwidth, optimize=args.optimize, device=on,
                                variant=variant)
         tok.encode(clips[: variant.batch])  # warm-up: traces, kernels, allocator
         t = time.perf_counter()
         codes = tok.encode(clips)
         return codes, time.perf_counter() - t
 
+    cpu_codes = None
+    if device == "cuda":  # first: the tokenizers below move the model to the GPU
+        cpu_codes, cpu_s = run(EncodeVariant(), on="cpu")
+        log(f"  cpu batch 1 fp32 (reference for cuda vs cpu): {count / cpu_s:.1f} clips/s")
     rows, reference, base_s = [], None, None
     for precision in ("fp32", "bf16"):
         for batch in batches if precision == "fp32" else (batches[0], batches[-1]):
@@ -99,7 +104,10 @@ def bench_encode(args, device: str, sizes) -> dict:
             log(f"  batch {batch:>3} {precision}: {row['clips_per_s']:8.1f} clips/s, {row['x_realtime']:8.1f}x "
                 f"realtime, {row['speedup_vs_batch1_fp32']:5.2f}x batch-1 fp32; codes changed {share:.2%} "
                 f"(codebook 0: {first:.2%})")
-    return {"codec": what, "clips": count, "seconds": seconds, "optimize": args.optimize, "rows": rows}
+    result = {"codec": what, "clips": count, "seconds": seconds, "optimize": args.optimize, "rows": rows}
+    if cpu_codes is not None and reference is not None:
+        result["cuda_vs_cpu_changed"], result["cuda_vs_cpu_codebook0_changed"] = changed(cpu_codes, reference)
+    return result
 
 
 def bench_train(device: str, sizes, threads: int) -> dict:
@@ -167,6 +175,10 @@ def main() -> int:
               f"({r['x_realtime']:.1f}x realtime, {r['speedup_vs_batch1_fp32']:.2f}x batch 1 fp32); codes changed "
               f"{r['codes_changed']:.2%}, codebook 0 {r['codebook0_changed']:.2%}"
               f"{'' if r['within_2pct'] else '  > 2%: not allowed as a variant'}")
+    if "cuda_vs_cpu_changed" in enc:
+        print(f"{label}   batch 1 fp32 on CUDA against the same on CPU: codes changed "
+              f"{enc['cuda_vs_cpu_changed']:.2%}, "
+              f"codebook 0 {enc['cuda_vs_cpu_codebook0_changed']:.2%}")
     if "train" in result:
         tr = result["train"]
         print(f"{label} train small ({tr['fp32']['params'] / 1e6:.1f} M params), batch {tr['batch']} x "
