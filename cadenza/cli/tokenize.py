@@ -62,7 +62,7 @@ def tokenize(
     device: str = typer.Option("auto", help="Where EnCodec runs: auto (CUDA when present), cpu or cuda."),
     codec_batch: int = typer.Option(0, help="Clips per EnCodec call, padded to a shape fixed by each clip "
                                     "(0: 1 on CPU, 16 on CUDA). Batched codes are a variant named in the "
-                                    "fingerprint; about 1% of codes differ from one-at-a-time."),
+                                    "fingerprint; up to ~1% of codes differed from one-at-a-time in benchmarks."),
     progress: bool = typer.Option(True, help="Show a progress bar (on stderr)."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not a token dir."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Apache Beam's log on stderr too "
