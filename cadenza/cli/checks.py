@@ -68,6 +68,18 @@ def choice(option: str, value: str, choices: Iterable[str]) -> None:
         raise fail(option, f"expected one of {', '.join(known)} (got {value!r})")
 
 
+def device(option: str, value: str) -> None:
+    """auto, cpu or cuda; cuda only where torch sees a CUDA device."""
+    from cadenza.devices import DEVICES
+
+    choice(option, value, DEVICES)
+    if value == "cuda":
+        from cadenza.devices import cuda_available
+
+        if not cuda_available():
+            raise fail(option, "cuda asked for, but torch sees no CUDA device on this machine; use cpu or auto")
+
+
 # ---------------------------------------------------------------- input paths
 
 

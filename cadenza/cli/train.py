@@ -11,6 +11,7 @@ import typer
 from cadenza.cli import checks
 
 # what `train` writes into a run dir; --force removes exactly these before starting over
+PRECISIONS = ("auto", "fp32", "bf16")  # cadenza.training.trainer.PRECISIONS (not imported: slow)
 RUN_FILES = ("checkpoints", "metrics.jsonl", "train_summary.json", "config.json", "tokens_manifest.json")
 
 
@@ -74,6 +75,11 @@ def _train(
     batch_size: int = typer.Option(None, "--batch-size", help="Clips per step and process (default: the preset's)."),
     num_workers: int = typer.Option(None, "--num-workers", help="DataLoader worker processes (0: read in-process)."),
     seed: int = typer.Option(None, "--seed", help="Seed of initialisation, data order and dropout (default 0)."),
+    device: str = typer.Option(None, "--device", help="auto (CUDA when present; the default), cpu or cuda."),
+    precision: str = typer.Option(
+        None, "--precision", help="fp32, bf16 (autocast, also on CPU) or auto (the default: bf16 on CUDA GPUs "
+        "that support it, else fp32)."
+    ),
 ) -> None:
     """Train the two-stage model (text -> semantic -> acoustic) on token shards.
 
@@ -86,6 +92,10 @@ def _train(
     checks.number("--batch-size", batch_size, minimum=1)
     checks.number("--num-workers", num_workers, minimum=0)
     checks.number("--seed", seed, minimum=0)
+    if device is not None:
+        checks.device("--device", device)
+    if precision is not None:
+        checks.choice("--precision", precision, PRECISIONS)
     checks.token_dir("--val-shards", val_shards)
     _check_weights(weights)
     _check_run_out(out, resume, force)
@@ -102,6 +112,8 @@ def _train(
         "batch_size": batch_size,
         "num_workers": num_workers,
         "seed": seed,
+        "device": device,
+        "precision": precision,
     }
     saved = Path(out) / "config.json"
     try:

@@ -3,7 +3,8 @@
 Input shard `audio-NNNNNN.tar` becomes `tokens-NNNNNN.tar` (same index, same keys), so a rerun redoes
 exactly the shards without a completion marker (resume) and every output depends only on its input shard
 and the tokenizers (deterministic). Clips flow through BatchElements so model calls and per-element
-overhead are amortised, but every clip is encoded on its own: its tokens never depend on its bundle.
+overhead are amortised; a clip's tokens never depend on its bundle (by default each clip is encoded on its
+own; a batched EnCodec encode, the default on CUDA, pads each batch to a shape fixed by the clip alone).
 Every audio sample ends in a token shard or in `failures/{prefix}-NNNNNN.jsonl` with its reason.
 
 The tokenizers are fixed before any shard is written (`tokenizers.json`); a rerun with different
@@ -31,6 +32,8 @@ from cadenza.tokenizers.base import TokenizerMismatchError
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "tokenizers.json"
+# clips per EnCodec call on a GPU unless --codec-batch says otherwise; on CPU batching is no faster
+CUDA_CODEC_BATCH = 16
 KMEANS_FILE = "kmeans.npz"
 CODEC_DIR = "codec"
 
@@ -54,6 +57,8 @@ class TokenizeConfig:
     seed: int = 0
     torch_threads: int = 1  # per worker; run one worker per core
     optimize: str = "trace"  # eager | fold | trace (see cadenza.tokenizers.acoustic)
+    device: str = "auto"  # auto | cpu | cuda (cadenza.devices); each worker resolves auto itself
+    codec_batch: int = 0  # clips per EnCodec call; 0: 1 on CPU, CUDA_CODEC_BATCH on CUDA (named in the fingerprint)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,8 +172,13 @@ def fit_kmeans(
 def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, Any]:
     """Fix the tokenizers before any shard: fit/locate k-means, build/locate the codec. Returns their
     describe()s plus where workers load them from."""
+    from cadenza.devices import resolve_device
     from cadenza.tokenizers.acoustic import CODEC_META, load_acoustic, save_codec
+    from cadenza.tokenizers.encode_batch import EncodeVariant
     from cadenza.tokenizers.semantic import KMeansModel, SemanticTokenizer
+
+    device = resolve_device(config.device)
+    variant = EncodeVariant(batch=codec_batch(config, device))
 
     kmeans_path = config.kmeans or shards.join(config.out, KMEANS_FILE)
     if not shards.exists(kmeans_path):
@@ -188,17 +198,17 @@ def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, 
         # resume: same weights as before. The meta file is written last: a codec dir without it is a
         # save cut short by a kill, and is made again (seeded, so with the same weights)
         if shards.exists(shards.join(codec_dir, CODEC_META)):
-            acoustic = _load_saved_codec(config, codec_dir)
+            acoustic = _load_saved_codec(config, codec_dir, device, variant)
         else:
             calibration = _calibration_audio(sources, config)
             acoustic = load_acoustic(config.acoustic, random_init=True, bandwidth=config.bandwidth,
                                      calibration=calibration, small=config.codec_small, seed=config.seed,
-                                     optimize=config.optimize)
+                                     optimize=config.optimize, device=device, variant=variant)
             save_codec(acoustic, codec_dir)
         weights = codec_dir
     else:
         acoustic = load_acoustic(config.acoustic, weights=weights, bandwidth=config.bandwidth,
-                                 optimize=config.optimize)
+                                 optimize=config.optimize, device=device, variant=variant)
     text = None
     if config.text != "none":
         from cadenza.tokenizers.text import load_text
@@ -207,7 +217,7 @@ def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, 
     plan = {
         "semantic": semantic.describe(), "acoustic": acoustic.describe(), "text": text and text.describe(),
         "kmeans_path": kmeans_path, "codec_weights": weights, "torch_threads": config.torch_threads,
-        "optimize": config.optimize,
+        "optimize": config.optimize, "device": config.device, "launcher_device": device,
     }
     from cadenza.pipelines import tokenize_dofns
 
@@ -218,13 +228,20 @@ def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, 
     return plan
 
 
-def _load_saved_codec(config: TokenizeConfig, codec_dir: str):
+def codec_batch(config: TokenizeConfig, device: str) -> int:
+    """Clips per EnCodec call: --codec-batch, else 1 on CPU and CUDA_CODEC_BATCH on CUDA."""
+    if config.codec_batch:
+        return config.codec_batch
+    return CUDA_CODEC_BATCH if device == "cuda" else 1
+
+
+def _load_saved_codec(config: TokenizeConfig, codec_dir: str, device: str, variant):
     from cadenza.tokenizers.acoustic import _local_codec_dir, load_acoustic
 
     stack: list = []
     try:
         return load_acoustic(config.acoustic, weights=_local_codec_dir(codec_dir, stack), bandwidth=config.bandwidth,
-                             optimize=config.optimize)
+                             optimize=config.optimize, device=device, variant=variant)
     finally:
         for tmp in stack:
             tmp.cleanup()
@@ -315,7 +332,9 @@ def _run_beam(config, tokenizers, pending, sources, beam_args) -> None:
             )
             tokens = (
                 read.samples
-                | "Bundle" >> beam.BatchElements(min_batch_size=1, max_batch_size=config.batch_size)
+                # a bundle holds at least one full EnCodec batch (a short one is padded with silent rows)
+                | "Bundle" >> beam.BatchElements(
+                    min_batch_size=1, max_batch_size=max(config.batch_size, plan["acoustic"]["encode"]["batch"]))
                 | "Tokenize" >> beam.ParDo(TokenizeBundle(plan, config.prefix))
             )
             counts = read[COUNT] | "Tag" >> beam.MapTuple(lambda i, n: (i, (COUNT, n)))
@@ -358,6 +377,7 @@ def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: 
         "audio_seconds": round(totals["audio_seconds"], 3),
         "kmeans": KMEANS_FILE if not config.kmeans else config.kmeans,
         "config": config.to_dict(),
+        "device": tokenizers["launcher_device"],  # where the launcher ran the codec; not in any fingerprint
         "versions": _versions(),
     }
     if random:

@@ -39,7 +39,7 @@ def semantic_key(plan: dict[str, Any]) -> tuple:
 def acoustic_key(plan: dict[str, Any]) -> tuple:
     desc = plan["acoustic"]
     return ("acoustic", desc["name"], str(plan["codec_weights"]), desc["bandwidth"], plan["optimize"],
-            desc["fingerprint"])
+            plan["device"], desc["fingerprint"])
 
 
 def text_key(plan: dict[str, Any]) -> tuple:
@@ -95,7 +95,9 @@ class TokenizeBundle(beam.DoFn):
     def setup(self) -> None:
         import torch
 
+        from cadenza.devices import resolve_device
         from cadenza.tokenizers.acoustic import load_acoustic
+        from cadenza.tokenizers.encode_batch import EncodeVariant
         from cadenza.tokenizers.semantic import load_semantic
 
         torch.set_num_threads(self.plan["torch_threads"])
@@ -103,7 +105,8 @@ class TokenizeBundle(beam.DoFn):
         self.semantic = cached(semantic_key(plan), lambda: load_semantic(plan["kmeans_path"]))
         desc = plan["acoustic"]
         self.acoustic = cached(acoustic_key(plan), lambda: load_acoustic(
-            desc["name"], weights=plan["codec_weights"], bandwidth=desc["bandwidth"], optimize=plan["optimize"]))
+            desc["name"], weights=plan["codec_weights"], bandwidth=desc["bandwidth"], optimize=plan["optimize"],
+            device=resolve_device(plan["device"]), variant=EncodeVariant.from_describe(desc)))
         self.text = None
         if plan["text"]:
             from cadenza.tokenizers.text import load_text
@@ -116,10 +119,31 @@ class TokenizeBundle(beam.DoFn):
         self.frame_rates = {"semantic": self.semantic.frame_rate, "acoustic": self.acoustic.frame_rate}
 
     def process(self, bundle: list[tuple[int, dict[str, Any]]]):
-        for index, sample in bundle:
-            yield index, self._one(index, sample)
+        # decode and check every clip, then encode the good ones' codec audio together (batched on a GPU)
+        prepared = [(index, self._prepare(index, sample)) for index, sample in bundle]
+        ready = [clip for _, (status, clip) in prepared if status == "ready"]
+        in_order = iter(self._acoustic_codes([clip["codec_audio"] for clip in ready]))  # in bundle order
+        for index, (status, clip) in prepared:
+            yield index, (status, clip) if status == "fail" else self._finish(clip, next(in_order))
 
-    def _one(self, index: int, sample: dict[str, Any]) -> tuple[str, Any]:
+    def _acoustic_codes(self, clips: list[np.ndarray]) -> list[Any]:
+        """Codes per clip, or the exception that clip raised (recorded as its failure)."""
+        try:
+            return self.acoustic.encode(clips)
+        except Exception as exc:  # noqa: BLE001
+            if len(clips) == 1:
+                return [exc]
+        # find the clip that fails: alone, each clip gets the codes it would have had in the batch
+        out: list[Any] = []
+        for clip in clips:
+            try:
+                out.append(self.acoustic.encode([clip])[0])
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        return out
+
+    def _prepare(self, index: int, sample: dict[str, Any]) -> tuple[str, Any]:
+        """("ready", decoded clip with its semantic tokens and codec-rate audio) or ("fail", failure dict)."""
         import librosa
 
         from cadenza.pipelines.tokenize import decode_audio
@@ -141,7 +165,16 @@ class TokenizeBundle(beam.DoFn):
             semantic = self.semantic.encode_audio(audio, sr)
             rate = self.acoustic.sample_rate
             codec_audio = audio if sr == rate else librosa.resample(audio, orig_sr=sr, target_sr=rate)
-            acoustic = self.acoustic.encode_one(codec_audio)
+        except Exception as exc:  # noqa: BLE001 (recorded per clip; the run goes on)
+            return "fail", failure(key, "tokenize", f"{type(exc).__name__}: {exc}", meta, shard)
+        return "ready", {"key": key, "meta": meta, "shard": shard, "sample": sample, "semantic": semantic,
+                         "codec_audio": codec_audio, "seconds": len(audio) / sr}
+
+    def _finish(self, clip: dict[str, Any], acoustic: Any) -> tuple[str, Any]:
+        key, meta, sample, semantic = clip["key"], clip["meta"], clip["sample"], clip["semantic"]
+        try:
+            if isinstance(acoustic, Exception):
+                raise acoustic
             caption = sample["txt"].decode("utf-8") if "txt" in sample else str(meta.get("caption", ""))
             out = {"__key__": key, "semantic.npy": npy_bytes(semantic), "acoustic.npy": npy_bytes(acoustic)}
             if self.text is not None:
@@ -150,7 +183,7 @@ class TokenizeBundle(beam.DoFn):
                 aspects_text = ", ".join(aspects) if isinstance(aspects, list) else str(aspects)
                 out["aspects.npy"] = npy_bytes(self.text.encode_one(aspects_text).astype(np.float16))
         except Exception as exc:  # noqa: BLE001 (recorded per clip; the run goes on)
-            return "fail", failure(key, "tokenize", f"{type(exc).__name__}: {exc}", meta, shard)
+            return "fail", failure(key, "tokenize", f"{type(exc).__name__}: {exc}", meta, clip["shard"])
         meta.update({
             "key": key, "text": caption, "tokenizers": self.fingerprints, "frame_rates": self.frame_rates,
             "random_weights": bool(self.plan["acoustic"].get("random_weights")),
@@ -158,7 +191,7 @@ class TokenizeBundle(beam.DoFn):
         })
         out["json"] = json.dumps(meta, sort_keys=True, ensure_ascii=False)
         out["txt"] = caption
-        return "ok", {"sample": out, "seconds": len(audio) / sr}
+        return "ok", {"sample": out, "seconds": clip["seconds"]}
 
 
 class WriteTokenShard(beam.DoFn):

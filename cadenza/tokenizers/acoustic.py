@@ -6,8 +6,10 @@ codebooks (every code would be 0), so its codebooks are initialised by k-means o
 sample audio, as EnCodec's own training does on its first batch. Such a codec is marked
 `random_weights` everywhere and saved next to the tokens so the same weights can decode them.
 
-Codes never depend on batching: each clip is encoded on its own (batching, like the torch thread count,
-changes float rounding and so a few percent of codes; see benchmarks/bench_tokenize.py). The default fast
+By default each clip is encoded on its own (batching, like the torch thread count, changes float rounding
+and so about 1% of codes; see benchmarks/bench_gpu.py). A batched encode (`encode_batch` > 1, for GPUs) is
+a named variant: its layout keeps a clip's codes independent of its batch-mates (cadenza.tokenizers.
+encode_batch) and the fingerprint names it. The device is not part of the fingerprint. The default fast
 path is an inference-only copy of encoder + quantizer with weight norm folded into plain conv weights,
 traced and frozen per input length: the fastest variant measured whose codes equal eager ones.
 Run one single-thread worker per core: codes are reproducible for a fixed thread count.
@@ -27,6 +29,7 @@ import numpy as np
 from cadenza import shards
 from cadenza.sources import SourceError
 from cadenza.tokenizers.base import TokenizerMismatchError, fingerprint_parts
+from cadenza.tokenizers.encode_batch import EncodeVariant, batch_plan, pad_step, padded_batch
 
 CODEC_META = "cadenza_codec.json"  # written next to a random-init codec's save_pretrained files
 OPTIMIZATIONS = ("eager", "fold", "trace")
@@ -85,12 +88,11 @@ class EncodecTokenizer:
 
     def __init__(
         self, name: str, model, *, bandwidth: float | None = None, random_weights: bool = False,
-        source: str = "", optimize: str = "trace",
+        source: str = "", optimize: str = "trace", device: str = "cpu", variant: EncodeVariant | None = None,
     ) -> None:
         import torch
 
         self.name = name
-        self.model = model.eval()
         cfg = model.config
         self.bandwidth = float(bandwidth if bandwidth is not None else codec_spec(name).default_bandwidth)
         if self.bandwidth not in [float(b) for b in cfg.target_bandwidths]:
@@ -104,9 +106,16 @@ class EncodecTokenizer:
         self.random_weights = random_weights
         self.source = source
         self.optimize = optimize
-        self._fingerprint = _model_fingerprint(model, self.bandwidth)
-        self._fast = None if optimize == "eager" else _FastEncoder(model, self.bandwidth)
-        self._traced: dict[int, Any] = {}
+        self.variant = variant or EncodeVariant()
+        self.device = torch.device(device)
+        self.hop = int(np.prod(cfg.upsampling_ratios))
+        self.weights_fingerprint = _model_fingerprint(model, self.bandwidth)
+        self._fingerprint = self.weights_fingerprint if self.variant.is_reference else fingerprint_parts(
+            self.weights_fingerprint, "encode-variant", self.variant.to_dict())
+        self.model = model.eval().to(self.device)
+        bf16 = self.variant.precision == "bf16"
+        self._fast = None if optimize == "eager" and not bf16 else _FastEncoder(model, self.bandwidth, bf16=bf16)
+        self._traced: dict[tuple[int, ...], Any] = {}
         self._torch = torch
 
     def fingerprint(self) -> str:
@@ -117,41 +126,60 @@ class EncodecTokenizer:
             "name": self.name, "kind": self.kind, "sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
             "num_codebooks": self.num_codebooks, "vocab_size": self.vocab_size, "fingerprint": self._fingerprint,
             "random_weights": self.random_weights, "bandwidth": self.bandwidth, "source": self.source,
-            "hub_id": codec_spec(self.name).hub_id,
+            "hub_id": codec_spec(self.name).hub_id, "weights_fingerprint": self.weights_fingerprint,
+            "encode": self.variant.to_dict(),
         }
 
     def encode(self, batch: list[np.ndarray]) -> list[np.ndarray]:
-        return [self.encode_one(audio) for audio in batch]
+        """Clips -> int16 [K, T] codes each: one at a time for the reference variant, else batched."""
+        if self.variant.batch == 1:
+            return [self.encode_one(audio) for audio in batch]
+        clips = [_mono(audio) for audio in batch]
+        out: list[np.ndarray] = [np.empty(0)] * len(clips)
+        step = pad_step(self.sample_rate, self.hop)
+        for idxs, length in batch_plan([c.size for c in clips], self.variant.batch, step):
+            x, mask = padded_batch([clips[i] for i in idxs], self.variant.batch, length)
+            codes = self._codes(x, mask)  # [K, B, T]
+            for row, i in enumerate(idxs):
+                out[i] = codes[:, row, : -(-clips[i].size // self.hop)].astype(np.int16)
+        return out
 
     def encode_one(self, audio: np.ndarray) -> np.ndarray:
         """One clip -> int16 [K, T] with T = ceil(len / hop)."""
-        torch = self._torch
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1 or audio.size == 0:
-            raise ValueError(f"expected non-empty mono audio [N], got shape {audio.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(audio)).view(1, 1, -1)
-        with torch.inference_mode():
-            if self.optimize == "eager":
-                codes = self.model.encode(x, bandwidth=self.bandwidth).audio_codes[0, 0]  # [K, T]
-            elif self.optimize == "fold":
-                codes = self._fast(x)[:, 0]
-            else:
-                codes = self._trace_for(x.shape[-1])(x)[:, 0]
-        return codes.numpy().astype(np.int16)
+        if self.variant.batch != 1:
+            return self.encode([audio])[0]
+        audio = _mono(audio)
+        x = np.ascontiguousarray(audio).reshape(1, 1, -1)
+        return self._codes(x, np.ones_like(x, dtype=bool))[:, 0].astype(np.int16)
 
-    def _trace_for(self, length: int):
-        # a trace bakes in shape-dependent padding, so keep one per input length (clips are mostly 10 s)
-        if length not in self._traced:
+    def _codes(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """[B, 1, N] audio and padding mask -> [K, B, T] codes on the CPU."""
+        torch = self._torch
+        xt = torch.from_numpy(x).to(self.device)
+        with torch.inference_mode():
+            if self._fast is not None and (self.optimize == "fold" or self.variant.precision == "bf16"):
+                codes = self._fast(xt)
+            elif self.optimize == "eager":
+                mt = torch.from_numpy(mask).to(self.device)
+                out = self.model.encode(xt, padding_mask=mt, bandwidth=self.bandwidth)
+                codes = out.audio_codes[0].transpose(0, 1)  # [B, K, T] -> [K, B, T]
+            else:
+                codes = self._trace_for(tuple(xt.shape))(xt)
+        return codes.cpu().numpy()
+
+    def _trace_for(self, shape: tuple[int, ...]):
+        # a trace bakes in shape-dependent padding, so keep one per input shape (clips are mostly 10 s)
+        if shape not in self._traced:
             torch = self._torch
             if len(self._traced) >= 8:
                 self._traced.pop(next(iter(self._traced)))
-            example = torch.zeros(1, 1, length)
+            example = torch.zeros(shape, device=self.device)
             with torch.no_grad(), warnings.catch_warnings():
                 # shape checks baked in as constants are exactly what a per-length trace wants
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(self._fast, example, check_trace=False)
-                self._traced[length] = torch.jit.freeze(traced.eval())
-        return self._traced[length]
+                self._traced[shape] = torch.jit.freeze(traced.eval())
+        return self._traced[shape]
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """int [K, T] codes -> float32 mono audio at `sample_rate`."""
@@ -161,28 +189,36 @@ class EncodecTokenizer:
             raise ValueError(f"expected codes [{self.num_codebooks}, T], got shape {codes.shape}")
         if codes.min(initial=0) < 0 or codes.max(initial=0) >= self.vocab_size:
             raise ValueError(f"codes must lie in [0, {self.vocab_size}), got [{codes.min()}, {codes.max()}]")
-        c = torch.from_numpy(codes.astype(np.int64)).view(1, 1, *codes.shape)
+        c = torch.from_numpy(codes.astype(np.int64)).view(1, 1, *codes.shape).to(self.device)
         with torch.inference_mode():
             audio = self.model.decode(c, [None]).audio_values
-        return audio[0, 0].numpy().astype(np.float32)
+        return audio[0, 0].float().cpu().numpy().astype(np.float32)
 
     def save(self, directory: str | Path) -> None:
         """save_pretrained + a small file that records name, bandwidth, fingerprint and random_weights."""
         directory = Path(directory)
         self.model.save_pretrained(directory)
-        meta = {"name": self.name, "bandwidth": self.bandwidth, "fingerprint": self._fingerprint,
+        meta = {"name": self.name, "bandwidth": self.bandwidth, "fingerprint": self.weights_fingerprint,
                 "random_weights": self.random_weights}
         (directory / CODEC_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1 or audio.size == 0:
+        raise ValueError(f"expected non-empty mono audio [N], got shape {audio.shape}")
+    return audio
 
 
 class _FastEncoder:
     """Encoder + RVQ of a private copy of the model with weight norm folded into the conv weights.
 
     Folding computes g * v / ||v|| once, the same float32 values the parametrization computes on every
-    forward, so codes are unchanged. Returns [K, B, T] codes.
+    forward, so codes are unchanged. Returns [K, B, T] codes. With `bf16` the encoder runs under bf16
+    autocast and the quantizer's nearest-code search stays in float32.
     """
 
-    def __new__(cls, model, bandwidth: float):
+    def __new__(cls, model, bandwidth: float, *, bf16: bool = False):
         import torch
         from torch.nn.utils import parametrize
 
@@ -191,7 +227,7 @@ class _FastEncoder:
                 super().__init__()
                 # a fresh copy: deepcopy would share parametrization state with the original model
                 clone = type(model)(model.config)
-                clone.load_state_dict(model.state_dict())
+                clone.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
                 self.encoder = clone.encoder.eval()
                 self.quantizer = clone.quantizer.eval()
                 self.bandwidth = bandwidth
@@ -200,9 +236,13 @@ class _FastEncoder:
                     parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
 
             def forward(self, x):
-                return self.quantizer.encode(self.encoder(x), self.bandwidth)
+                if not bf16:
+                    return self.quantizer.encode(self.encoder(x), self.bandwidth)
+                with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                    embeddings = self.encoder(x)
+                return self.quantizer.encode(embeddings.float(), self.bandwidth)
 
-        return FastEncoder().eval()
+        return FastEncoder().eval().to(next(model.parameters()).device)
 
 
 def _model_fingerprint(model, bandwidth: float) -> str:
@@ -341,13 +381,15 @@ def build_random_codec(
 def load_acoustic(
     name: str = "encodec_24khz", *, weights: str | Path | None = None, random_init: bool = False,
     bandwidth: float | None = None, calibration: list[np.ndarray] | None = None, small: bool = False,
-    seed: int = 0, optimize: str = "trace",
+    seed: int = 0, optimize: str = "trace", device: str = "cpu", variant: EncodeVariant | None = None,
 ) -> EncodecTokenizer:
     """The named EnCodec tokenizer.
 
     weights: a save_pretrained directory; else the HF cache (offline). random_init: a seeded random codec
     whose codebooks are k-means-fitted on `calibration` clips (synthetic audio when none); `small` narrows
     its widths (tests). bandwidth defaults to 6.0 kbps (24 kHz, 8 codebooks) or 2.2 (32 kHz, 4 codebooks).
+    device: "cpu" or "cuda" (resolved; see cadenza.devices). variant: batched / bf16 encode (default: the
+    reference, one clip at a time in fp32).
     """
     codec_spec(name)
     if random_init and weights is not None:
@@ -355,7 +397,7 @@ def load_acoustic(
     if random_init:
         model = build_random_codec(name, bandwidth=bandwidth, calibration=calibration, small=small, seed=seed)
         return EncodecTokenizer(name, model, bandwidth=bandwidth, random_weights=True, source="random-init",
-                                optimize=optimize)
+                                optimize=optimize, device=device, variant=variant)
     model = _load_pretrained(name, weights)
     random_weights = False
     if weights is not None and (meta_path := Path(weights) / CODEC_META).is_file():
@@ -365,7 +407,7 @@ def load_acoustic(
         bandwidth = bandwidth if bandwidth is not None else meta.get("bandwidth")
     source = str(weights) if weights is not None else f"hf-cache:{codec_spec(name).hub_id}"
     return EncodecTokenizer(name, model, bandwidth=bandwidth, random_weights=random_weights, source=source,
-                            optimize=optimize)
+                            optimize=optimize, device=device, variant=variant)
 
 
 def _is_local(fs) -> bool:
@@ -414,6 +456,7 @@ def load_acoustic_for_tokens(
     if not desc:
         raise SourceError(f"{manifest_path}: names no acoustic tokenizer")
     made_random = bool(desc.get("random_weights")) or bool(manifest.get("random_weights"))
+    variant = EncodeVariant.from_describe(desc)  # part of the fingerprint the tokens were made with
     if random_init and not made_random:
         raise TokenizerMismatchError(f"{tokens_dir} was made with real codec weights, not a random-init codec")
     stack: list[tempfile.TemporaryDirectory] = []
@@ -427,11 +470,12 @@ def load_acoustic_for_tokens(
             if not shards.exists(shards.join(codec_dir, "config.json")):
                 raise SourceError(f"{tokens_dir}: random-init tokens but no saved codec at {codec_dir}")
             tok = load_acoustic(desc["name"], weights=_local_codec_dir(codec_dir, stack),
-                                bandwidth=desc.get("bandwidth"), optimize=optimize)
+                                bandwidth=desc.get("bandwidth"), optimize=optimize, variant=variant)
         else:
             if weights is None and _is_codec_dir(desc.get("source", "")):
                 weights = desc["source"]  # the codec dir tokenize loaded (e.g. `cadenza codec train` output)
-            tok = load_acoustic(desc["name"], weights=weights, bandwidth=desc.get("bandwidth"), optimize=optimize)
+            tok = load_acoustic(desc["name"], weights=weights, bandwidth=desc.get("bandwidth"), optimize=optimize,
+                                variant=variant)
     finally:
         for tmp in stack:
             tmp.cleanup()

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from cadenza.devices import resolve_device
 from cadenza.shards import write_json_atomic
 from cadenza.training import checkpoint as ckpt_io
 from cadenza.training.data import (
@@ -38,6 +39,8 @@ from cadenza.training.nll import batch_to, heldout_nll
 from cadenza.training.runlog import step_progress, truncate_metrics_log
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 # defaults that differ per size (anything here can be overridden by a config file)
 SIZE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -62,8 +65,8 @@ class TrainConfig:
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
-    precision: str = "auto"  # auto (bf16 on GPUs that support it) | bf16 | fp32
-    device: str = "auto"
+    precision: str = "auto"  # auto (bf16 on GPUs that support it) | bf16 (autocast, on CPU too) | fp32
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda
     seed: int = 0
     shuffle_buffer: int = 256
     num_workers: int = 0
@@ -116,23 +119,28 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
-    if use_cuda:
+    if resolve_device(device_name) == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
     else:
-        device = torch.device("cpu" if device_name == "auto" else device_name)
+        device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
 
 
-def _autocast(cfg: TrainConfig, device: torch.device):
-    bf16 = cfg.precision == "bf16" or (
-        cfg.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    if bf16:
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"bf16" or "fp32": auto is bf16 on CUDA GPUs that support it (no loss scaling needed), else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -170,6 +178,7 @@ def train(config: TrainConfig, stop: Callable[[], bool] | None = None) -> dict[s
     """
     cfg = config
     rank, world, device = _dist_setup(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     run = Path(cfg.out)
     manifest, shards = load_token_dir(cfg.shards)
     spec = TokenSpec.from_manifest(manifest, where=f"{cfg.shards}/manifest.json")
@@ -250,7 +259,7 @@ def train(config: TrainConfig, stop: Callable[[], bool] | None = None) -> dict[s
             shards_seen.update(batch["urls"])
             batch = batch_to(batch, device)
             sync = micro == cfg.grad_accum - 1 or world == 1
-            with contextlib.nullcontext() if sync else ddp.no_sync(), _autocast(cfg, device):
+            with contextlib.nullcontext() if sync else ddp.no_sync(), _autocast(precision, device):
                 out = ddp(batch)
                 (out["loss"] / cfg.grad_accum).backward()
             tokens += int(batch["semantic_mask"].sum()) + int(batch["acoustic_mask"].sum()) * spec.num_codebooks
@@ -326,6 +335,8 @@ def train(config: TrainConfig, stop: Callable[[], bool] | None = None) -> dict[s
         "data_by_rank": all_counts,
         "last_val": last_val,
         "params": model.semantic.num_params() + model.acoustic.num_params(),
+        "device": device.type,  # as resolved from cfg.device / cfg.precision (config.json keeps what was asked)
+        "precision": precision,
     }
     latest = ckpt_io.latest_checkpoint(run) if rank == 0 else None
     summary["checkpoint"] = str(latest) if latest is not None else None

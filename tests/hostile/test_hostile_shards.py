@@ -267,7 +267,7 @@ def test_tokenize_records_unreadable_audio_shard(tmp_path, good, case):
     assert count == [(7, len(samples))]
     assert [s["__key__"] for s in samples[:-1]] == [good[i]["__key__"] for i in CASES[case].get("arrive", [0, 1])]
     bundle = TokenizeBundle({}, "tokens")  # no setup: a recorded error never reaches a tokenizer
-    status, failure = bundle._one(7, samples[-1])
+    status, failure = bundle._prepare(7, samples[-1])
     assert status == "fail" and failure["category"] == "bad_shard" and path in failure["message"]
     assert failure["shard"] == "tokens-000007.tar"
 
@@ -286,7 +286,7 @@ def test_tokenize_records_undecodable_and_short_audio(good):
         sample = {"__key__": f"abcdefghijk_{name}", "json": meta.encode()}
         if flac is not None:
             sample["flac"] = flac
-        status, failure = bundle._one(0, sample)
+        status, failure = bundle._prepare(0, sample)
         assert (status, failure["category"], failure["row"]) == ("fail", category, 4), name
 
 
