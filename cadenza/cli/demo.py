@@ -16,7 +16,9 @@ def demo(
     ),
     clips: int = typer.Option(36, "--clips", min=1, help="synthesised clips (the offline demo only)"),
     seed: int = typer.Option(0, "--seed", help="seed of the synthesised dataset and of training"),
-    steps: int = typer.Option(60, "--steps", min=1, help="training steps of the tiny model"),
+    steps: int = typer.Option(400, "--steps", min=1,
+                              help="training steps of the tiny model (its samples follow their prompts after a few "
+                                   "hundred; at 60 they all sound alike)"),
     codec_steps: int = typer.Option(None, "--codec-steps", min=1,
                                     help="training steps of the demo codec (default: the `demo` preset's)"),
     limit: int = typer.Option(None, "--limit", min=1, help="ingest only the first N valid rows (useful with --csv)"),

@@ -36,7 +36,7 @@ class DemoPlan:
     csv: str | None  # None: the synthesised dataset
     n_clips: int = 36
     seed: int = 0
-    max_steps: int = 60
+    max_steps: int = 400
     num_samples: int = 4
     codec_steps: int | None = None  # None: the demo codec preset's
     limit: int | None = None
@@ -81,7 +81,7 @@ def missing_stages(offline: bool = True) -> dict[str, str]:
     return missing
 
 
-def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, seed: int = 0, max_steps: int = 60,
+def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, seed: int = 0, max_steps: int = 400,
              num_samples: int = 4, limit: int | None = None, plan_only: bool = False, console: Any = None,
              sample_seconds: float = 10.0, codec_steps: int | None = None) -> dict[str, Any]:
     """Run the chain and return every stage's outputs (paths and counts), printing a summary."""
