@@ -33,12 +33,15 @@ chromium:
 		echo "chromium could not be installed: the report's browser test will skip"; \
 	else echo "no chromium and no root apt-get: the report's browser test will skip"; fi
 
+# Two workers (this project's CI machines have two cores); one group per test module (see tests/conftest.py).
+PYTEST_PARALLEL := -n 2 --dist loadgroup
+
 test: setup chromium
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist (`make test` runs two workers on two cores), each worker and every process it starts
+# keeps to one torch/OpenMP thread, so that the two workers do not fight over the cores.
+UNDER_XDIST = "PYTEST_XDIST_WORKER" in os.environ
+if UNDER_XDIST:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MUSICCAPS_CSV = SHARED_DATA / "musiccaps" / "musiccaps-public.csv"
 ONTOLOGY_JSON = SHARED_DATA / "audioset" / "ontology.json"
+
+
+def pytest_collection_modifyitems(config, items):
+    """One xdist group per test module, so that a module's fixtures are built once, on one worker; the codec
+    tests share one group because they share the session's trained codec (minutes to train)."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        shared = next((d for d in ("tests/codec/", "tests/hostile/") if module.startswith(d)), None)
+        item.add_marker(pytest.mark.xdist_group(shared or module))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_per_worker():
+    if UNDER_XDIST:
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

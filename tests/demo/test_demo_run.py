@@ -13,9 +13,6 @@ from cadenza.demo.run import missing_stages, run_demo
 @pytest.mark.timeout(1200)  # the whole chain twice; about 5 min on an idle 2-core machine
 def test_run_demo_end_to_end(tmp_path):
     assert missing_stages() == {}
-    import torch
-
-    torch.set_num_threads(2)
     first = run_demo(tmp_path, n_clips=7, max_steps=3, num_samples=2, sample_seconds=2.0, codec_steps=20)
     assert first["fetch_metadata"]["rejected"] == 2
     assert first["ingest"]["clips_written"] == 7 and first["ingest"]["failures_by_category"]
