@@ -7,17 +7,16 @@ sample audio, as EnCodec's own training does on its first batch. Such a codec is
 `random_weights` everywhere and saved next to the tokens so the same weights can decode them.
 
 Codes never depend on batching: each clip is encoded on its own (batching, like the torch thread count,
-changes float rounding and so a few percent of codes; see benchmarks/bench_tokenize.py). The default fast
-path is an inference-only copy of encoder + quantizer with weight norm folded into plain conv weights,
-traced and frozen per input length: the fastest variant measured whose codes equal eager ones.
-Run one single-thread worker per core: codes are reproducible for a fixed thread count.
+changes float rounding and so a few percent of codes; see benchmarks/bench_tokenize.py). How a clip is
+encoded is the `optimize` variant (cadenza.tokenizers.encodec_variants): `trace` (the default) gives eager
+fp32's codes; `compile` is faster and changes a small share of codes, so its tokens carry their own
+fingerprint. Run one single-thread worker per core: codes are reproducible for a fixed thread count.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from cadenza.sources import SourceError
 from cadenza.tokenizers.base import TokenizerMismatchError, fingerprint_parts
 
 CODEC_META = "cadenza_codec.json"  # written next to a random-init codec's save_pretrained files
-OPTIMIZATIONS = ("eager", "fold", "trace")
+DEFAULT_OPTIMIZE = "trace"
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class EncodecTokenizer:
 
     def __init__(
         self, name: str, model, *, bandwidth: float | None = None, random_weights: bool = False,
-        source: str = "", optimize: str = "trace",
+        source: str = "", optimize: str = DEFAULT_OPTIMIZE,
     ) -> None:
         import torch
 
@@ -95,27 +94,34 @@ class EncodecTokenizer:
         self.bandwidth = float(bandwidth if bandwidth is not None else codec_spec(name).default_bandwidth)
         if self.bandwidth not in [float(b) for b in cfg.target_bandwidths]:
             raise ValueError(f"{name}: bandwidth {self.bandwidth} not supported; choose one of {cfg.target_bandwidths}")
-        if optimize not in OPTIMIZATIONS:
-            raise ValueError(f"optimize must be one of {OPTIMIZATIONS}, got {optimize!r}")
+        from cadenza.tokenizers.encodec_variants import VARIANTS
+
+        if optimize not in VARIANTS:
+            raise ValueError(f"optimize must be one of {VARIANTS}, got {optimize!r}")
         self.sample_rate = int(cfg.sampling_rate)
         self.frame_rate = float(cfg.frame_rate)
         self.num_codebooks = int(model.quantizer.get_num_quantizers_for_bandwidth(self.bandwidth))
         self.vocab_size = int(cfg.codebook_size)
         self.random_weights = random_weights
         self.source = source
-        self.optimize = optimize
-        self._fingerprint = _model_fingerprint(model, self.bandwidth)
-        self._fast = None if optimize == "eager" else _FastEncoder(model, self.bandwidth)
-        self._traced: dict[int, Any] = {}
+        self.optimize = optimize  # may be changed later: each variant's encoder is built on first use
+        self._weights_fingerprint = _model_fingerprint(model, self.bandwidth)
+        self._encoders: dict[str, Any] = {}
         self._torch = torch
 
     def fingerprint(self) -> str:
-        return self._fingerprint
+        """The weights' fingerprint; with the variant's name appended when its codes are not eager's."""
+        from cadenza.tokenizers.encodec_variants import EXACT
+
+        if self.optimize in EXACT:
+            return self._weights_fingerprint
+        return f"{self._weights_fingerprint}-{self.optimize}"
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name, "kind": self.kind, "sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
-            "num_codebooks": self.num_codebooks, "vocab_size": self.vocab_size, "fingerprint": self._fingerprint,
+            "num_codebooks": self.num_codebooks, "vocab_size": self.vocab_size, "fingerprint": self.fingerprint(),
+            "weights_fingerprint": self._weights_fingerprint, "variant": self.optimize,
             "random_weights": self.random_weights, "bandwidth": self.bandwidth, "source": self.source,
             "hub_id": codec_spec(self.name).hub_id,
         }
@@ -131,27 +137,15 @@ class EncodecTokenizer:
             raise ValueError(f"expected non-empty mono audio [N], got shape {audio.shape}")
         x = torch.from_numpy(np.ascontiguousarray(audio)).view(1, 1, -1)
         with torch.inference_mode():
-            if self.optimize == "eager":
-                codes = self.model.encode(x, bandwidth=self.bandwidth).audio_codes[0, 0]  # [K, T]
-            elif self.optimize == "fold":
-                codes = self._fast(x)[:, 0]
-            else:
-                codes = self._trace_for(x.shape[-1])(x)[:, 0]
+            codes = self._encoder()(x)[:, 0]  # [K, T]
         return codes.numpy().astype(np.int16)
 
-    def _trace_for(self, length: int):
-        # a trace bakes in shape-dependent padding, so keep one per input length (clips are mostly 10 s)
-        if length not in self._traced:
-            torch = self._torch
-            if len(self._traced) >= 8:
-                self._traced.pop(next(iter(self._traced)))
-            example = torch.zeros(1, 1, length)
-            with torch.no_grad(), warnings.catch_warnings():
-                # shape checks baked in as constants are exactly what a per-length trace wants
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                traced = torch.jit.trace(self._fast, example, check_trace=False)
-                self._traced[length] = torch.jit.freeze(traced.eval())
-        return self._traced[length]
+    def _encoder(self):
+        from cadenza.tokenizers.encodec_variants import variant_encoder
+
+        if self.optimize not in self._encoders:
+            self._encoders[self.optimize] = variant_encoder(self.model, self.bandwidth, self.optimize)
+        return self._encoders[self.optimize]
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """int [K, T] codes -> float32 mono audio at `sample_rate`."""
@@ -170,39 +164,9 @@ class EncodecTokenizer:
         """save_pretrained + a small file that records name, bandwidth, fingerprint and random_weights."""
         directory = Path(directory)
         self.model.save_pretrained(directory)
-        meta = {"name": self.name, "bandwidth": self.bandwidth, "fingerprint": self._fingerprint,
+        meta = {"name": self.name, "bandwidth": self.bandwidth, "fingerprint": self._weights_fingerprint,
                 "random_weights": self.random_weights}
         (directory / CODEC_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-
-
-class _FastEncoder:
-    """Encoder + RVQ of a private copy of the model with weight norm folded into the conv weights.
-
-    Folding computes g * v / ||v|| once, the same float32 values the parametrization computes on every
-    forward, so codes are unchanged. Returns [K, B, T] codes.
-    """
-
-    def __new__(cls, model, bandwidth: float):
-        import torch
-        from torch.nn.utils import parametrize
-
-        class FastEncoder(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                # a fresh copy: deepcopy would share parametrization state with the original model
-                clone = type(model)(model.config)
-                clone.load_state_dict(model.state_dict())
-                self.encoder = clone.encoder.eval()
-                self.quantizer = clone.quantizer.eval()
-                self.bandwidth = bandwidth
-                folded = [m for m in self.encoder.modules() if parametrize.is_parametrized(m, "weight")]
-                for module in folded:
-                    parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-
-            def forward(self, x):
-                return self.quantizer.encode(self.encoder(x), self.bandwidth)
-
-        return FastEncoder().eval()
 
 
 def _model_fingerprint(model, bandwidth: float) -> str:
@@ -341,7 +305,7 @@ def build_random_codec(
 def load_acoustic(
     name: str = "encodec_24khz", *, weights: str | Path | None = None, random_init: bool = False,
     bandwidth: float | None = None, calibration: list[np.ndarray] | None = None, small: bool = False,
-    seed: int = 0, optimize: str = "trace",
+    seed: int = 0, optimize: str = DEFAULT_OPTIMIZE,
 ) -> EncodecTokenizer:
     """The named EnCodec tokenizer.
 
@@ -399,11 +363,12 @@ def _is_codec_dir(path: str) -> bool:
 
 
 def load_acoustic_for_tokens(
-    tokens_dir: str, *, weights: str | Path | None = None, random_init: bool = False, optimize: str = "trace",
+    tokens_dir: str, *, weights: str | Path | None = None, random_init: bool = False, optimize: str | None = None,
 ) -> EncodecTokenizer:
     """The acoustic tokenizer that made TOKENS: its saved random codec, else `weights`, else the codec dir
     tokenize loaded (when it still exists), else the HF cache.
 
+    optimize: the encoder variant; None: the one that made the tokens (its fingerprint is the manifest's).
     Raises TokenizerMismatchError if the loaded weights' fingerprint differs from the manifest's.
     """
     manifest_path = shards.join(tokens_dir, "manifest.json")
@@ -413,6 +378,7 @@ def load_acoustic_for_tokens(
     desc = (manifest.get("tokenizers") or {}).get("acoustic") or {}
     if not desc:
         raise SourceError(f"{manifest_path}: names no acoustic tokenizer")
+    optimize = optimize or desc.get("variant") or DEFAULT_OPTIMIZE
     made_random = bool(desc.get("random_weights")) or bool(manifest.get("random_weights"))
     if random_init and not made_random:
         raise TokenizerMismatchError(f"{tokens_dir} was made with real codec weights, not a random-init codec")

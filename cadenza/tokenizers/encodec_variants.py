@@ -1,0 +1,167 @@
+"""Inference-only EnCodec encoders: the variants `cadenza tokenize --optimize` chooses from.
+
+The reference is eager fp32: transformers' own `EncodecModel.encode`, one clip at a time. Every other
+variant runs a private copy of encoder + quantizer with weight norm folded into plain conv weights and
+conv padding computed in Python ints (`plain_encoder`):
+
+- `fold`: that copy, eagerly. Same float ops as eager, so the same codes.
+- `trace`: the copy traced and frozen per input length (TorchScript). Same codes as eager.
+- `compile`: the copy through `torch.compile` (Inductor C++ kernels). Inductor fuses and reorders float
+  sums, so a small share of codes (near-ties in the residual quantizer) differ from eager; they are the
+  same run to run for a given thread count. Compiling costs tens of seconds once per worker process and
+  input length; Inductor's on-disk cache makes later workers cheaper.
+
+`benchmarks/bench_tokenize.py` measures these and the candidates that did not pass the 2% rule
+(dynamic int8, ONNX Runtime). Variants whose codes are not eager's get their own tokenizer fingerprint.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+VARIANTS = ("eager", "fold", "trace", "compile")
+EXACT = frozenset({"eager", "fold", "trace"})  # the same float ops as eager fp32: the same codes (tested)
+TRACE_CACHE = 8  # traces kept per tokenizer (clips are mostly 10 s, so mostly one)
+COMPILE_LENGTHS = 64  # distinct input lengths one compiled encoder may specialise for
+
+
+class PlainConv1d(nn.Module):
+    """transformers' EncodecConv1d with its weight norm folded and its padding in Python ints.
+
+    Same pad and conv as the original; what goes is the tensor arithmetic on lengths (it breaks
+    torch.compile graphs) and the full copy a zero-width reflect pad makes (12% of encode time in the
+    24 kHz encoder, whose 1x1 convs pad by nothing).
+    """
+
+    def __init__(self, original: nn.Module) -> None:
+        super().__init__()
+        if getattr(original, "norm_type", "weight_norm") != "weight_norm":
+            raise ValueError("only weight-norm EnCodec convs can be folded")
+        self.conv = original.conv
+        if parametrize.is_parametrized(self.conv, "weight"):
+            parametrize.remove_parametrizations(self.conv, "weight", leave_parametrized=True)
+        self.causal = bool(original.causal)
+        self.pad_mode = str(original.pad_mode)
+        self.stride = int(self.conv.stride[0])
+        self.kernel = (int(self.conv.kernel_size[0]) - 1) * int(self.conv.dilation[0]) + 1
+        self.padding_total = self.kernel - self.stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1 and self.padding_total == 0:  # 1x1 conv: every pad is zero wide
+            return self.conv(x)
+        length = x.shape[-1]
+        extra = 0
+        if self.stride > 1:  # with stride 1 the padded length is always the input length
+            frames = -(-(length - self.kernel + self.padding_total) // self.stride)
+            extra = frames * self.stride + self.kernel - self.padding_total - length
+        if self.causal:
+            left, right = self.padding_total, extra
+        else:
+            right = self.padding_total // 2
+            left, right = self.padding_total - right, right + extra
+        return self.conv(_pad1d(x, left, right, self.pad_mode))
+
+
+def _pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
+    """transformers' EncodecConv1d._pad1d: reflect padding with zeros first when the input is too short."""
+    if mode != "reflect":
+        return nn.functional.pad(x, (left, right), mode)
+    length = x.shape[-1]
+    extra_pad = 0
+    if length <= max(left, right):
+        extra_pad = max(left, right) - length + 1
+        x = nn.functional.pad(x, (0, extra_pad))
+    padded = nn.functional.pad(x, (left, right), "reflect")
+    return padded[..., : padded.shape[-1] - extra_pad]
+
+
+class PlainEncoder(nn.Module):
+    """Encoder + residual quantizer of a private copy of `model`: audio [B, 1, N] -> codes [K, B, T]."""
+
+    def __init__(self, model: Any, bandwidth: float) -> None:
+        super().__init__()
+        # a fresh copy: deepcopy would share parametrization state with the original model
+        clone = type(model)(model.config)
+        clone.load_state_dict(model.state_dict())
+        self.encoder = clone.encoder.eval()
+        self.quantizer = clone.quantizer.eval()
+        self.bandwidth = float(bandwidth)
+        conv_type = type(clone.encoder.layers[0])
+        for parent in list(self.encoder.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is conv_type:
+                    setattr(parent, name, PlainConv1d(child))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.encode(self.encoder(x), self.bandwidth)
+
+
+def plain_encoder(model: Any, bandwidth: float) -> PlainEncoder:
+    return PlainEncoder(model, bandwidth).eval()
+
+
+class TracedEncoder:
+    """`PlainEncoder` traced and frozen once per input length (a trace bakes in that length's padding)."""
+
+    def __init__(self, plain: PlainEncoder) -> None:
+        self.plain = plain
+        self.traced: dict[int, Any] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        length = int(x.shape[-1])
+        if length not in self.traced:
+            if len(self.traced) >= TRACE_CACHE:
+                self.traced.pop(next(iter(self.traced)))
+            with torch.no_grad(), warnings.catch_warnings():
+                # shape checks baked in as constants are exactly what a per-length trace wants
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(self.plain, torch.zeros(1, 1, length), check_trace=False)
+                self.traced[length] = torch.jit.freeze(traced.eval())
+        return self.traced[length](x)
+
+
+class CompiledEncoder:
+    """`PlainEncoder` through torch.compile, one static graph per input length.
+
+    Static graphs, not one dynamic graph: a clip's codes must not depend on which clips a worker saw
+    before it. Past COMPILE_LENGTHS lengths torch would silently run the rest eagerly (other codes), so
+    that is made an error instead: the clip is recorded as a failure and nothing changes quietly.
+    """
+
+    def __init__(self, plain: PlainEncoder) -> None:
+        self.compiled = torch.compile(plain, dynamic=False, fullgraph=True)
+        self.lengths: set[int] = set()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch._dynamo
+
+        length = int(x.shape[-1])
+        if length not in self.lengths and len(self.lengths) >= COMPILE_LENGTHS:
+            raise RuntimeError(f"compiled encoder already holds {COMPILE_LENGTHS} input lengths; "
+                               "tokenize these clips with --optimize trace")
+        self.lengths.add(length)
+        # scoped: room for every length, and an error rather than a quiet eager run should torch's own
+        # per-function limit be reached (other encoders in this process count against it too)
+        limit = COMPILE_LENGTHS * 4
+        with torch._dynamo.config.patch(recompile_limit=limit, accumulated_recompile_limit=limit,
+                                        fail_on_recompile_limit_hit=True):
+            return self.compiled(x)
+
+
+def variant_encoder(model: Any, bandwidth: float, variant: str):
+    """A callable audio [1, 1, N] -> codes [K, 1, T] for one of VARIANTS."""
+    if variant not in VARIANTS:
+        raise ValueError(f"optimize must be one of {VARIANTS}, got {variant!r}")
+    if variant == "eager":
+        return lambda x: model.encode(x, bandwidth=bandwidth).audio_codes[0].transpose(0, 1)
+    plain = plain_encoder(model, bandwidth)
+    if variant == "fold":
+        return plain
+    if variant == "trace":
+        return TracedEncoder(plain)
+    return CompiledEncoder(plain)
