@@ -4,8 +4,8 @@ and pipeline overhead vs a raw encode loop.
 Run (24 kHz architecture, random weights; then a trained codec for the code-change share):
   OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_tokenize.py --stages --layouts --optimize compile
   OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_tokenize.py --codec CODEC_DIR
-Candidates: eager fp32 (transformers' encode, the baseline), fold, trace, compile (the `--optimize`
-variants), dynamic int8 (LSTM) and ONNX Runtime (skipped unless the `onnx` extra is installed). For each:
+Candidates: eager fp32 (transformers' encode, the baseline), fold, trace, compile, onnx (the `--optimize`
+variants; onnx is skipped unless the `onnx` extra is installed) and dynamic int8 (LSTM). For each:
 speed against eager (median of interleaved rounds), x realtime per CPU core, the share of codes that
 differ from eager fp32 one-thread codes, and whether two runs give identical codes. Without --codec it uses
 the real 24 kHz EnCodec architecture with seeded random weights and k-means codebooks (speed does not
@@ -23,6 +23,7 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     sys.path.pop(0)
 
 import argparse
+import importlib.util
 import json
 import tempfile
 import time
@@ -58,14 +59,18 @@ class Clock:
         self.wall, self.cpu = time.perf_counter() - self.wall0, time.process_time() - self.cpu0
 
 
-def candidate_encoders(model, bandwidth: float, seconds: float, tmp: Path) -> dict:
-    """Every candidate encoder: the `--optimize` variants, plus dynamic int8 and ONNX Runtime (bench only:
-    neither passes the 2% rule; see the note in cadenza.tokenizers.encodec_variants)."""
+def candidate_encoders(model, bandwidth: float) -> dict:
+    """Every candidate encoder: the `--optimize` variants (onnx: None without the `onnx` extra), plus
+    dynamic int8 (bench only: it does not pass the 2% rule)."""
     from cadenza.tokenizers.encodec_variants import VARIANTS, plain_encoder, variant_encoder
 
-    out = {v: (lambda v=v: variant_encoder(model, bandwidth, v)) for v in VARIANTS}
+    def make(variant: str):
+        if variant == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+            return None
+        return variant_encoder(model, bandwidth, variant)
+
+    out = {v: (lambda v=v: make(v)) for v in VARIANTS}
     out["int8"] = lambda: int8_encoder(plain_encoder(model, bandwidth))
-    out["onnx"] = lambda: onnx_encoder(plain_encoder(model, bandwidth), int(seconds * 24_000), tmp)
     return out
 
 
@@ -79,39 +84,13 @@ def int8_encoder(plain):
         return torch.ao.quantization.quantize_dynamic(plain, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
 
 
-def onnx_encoder(plain, length: int, tmp: Path):
-    """The encoder exported to ONNX (for this clip length) on ONNX Runtime's CPU provider, one thread;
-    the residual quantizer stays in torch. None when onnxruntime is not installed (extra `onnx`)."""
-    import warnings
-
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    path = tmp / f"encoder-{length}.onnx"
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(plain.encoder, torch.zeros(1, 1, length), str(path), dynamo=False,
-                          input_names=["audio"], output_names=["embeddings"])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def encode(x):
-        embeddings = torch.from_numpy(session.run(None, {"audio": x.numpy()})[0])
-        return plain.quantizer.encode(embeddings, plain.bandwidth)
-
-    return encode
-
-
 def encode_variants(clips24: list[np.ndarray], model, bandwidth: float, names: list[str], rounds: int,
-                    tmp: Path, thread_counts: tuple[int, ...] = (1,)) -> list[dict]:
+                    thread_counts: tuple[int, ...] = (1,)) -> list[dict]:
     """Each candidate encodes the same clips one at a time, `rounds` times, interleaved with the others
     (the machine is shared: the median of the per-round ratio to eager, same thread count, is kept).
     Codes are compared with eager fp32, one thread; run-to-run: round 1's codes against every later round's."""
     seconds = sum(len(c) for c in clips24) / 24_000
-    makers = candidate_encoders(model, bandwidth, len(clips24[0]) / 24_000, tmp)
+    makers = candidate_encoders(model, bandwidth)
     encoders, rows = {}, {}
     for threads in thread_counts:
         torch.set_num_threads(threads)
@@ -187,14 +166,15 @@ def stage_shares(model_dir: str, optimize: str, seconds: float, n: int) -> dict:
         sf.write(buf, music_like(32_000, seconds, 500 + i), 32_000, format="FLAC", subtype="PCM_16")
         clips.append(buf.getvalue())
     cpu = dict.fromkeys(("decode", "resample", "semantic", "acoustic", "text"), 0.0)
-    tok.encode_one(np.zeros(int(seconds * 24_000), np.float32))  # warm-up outside the timing
 
     def lap(step: str, start: list[float]) -> None:
         now = time.process_time()
         cpu[step] += now - start[0]
         start[0] = now
 
-    for flac in clips:
+    for i, flac in enumerate([clips[0], *clips]):  # the first pass warms every step up and is not counted
+        if i == 1:
+            cpu.update(dict.fromkeys(cpu, 0.0))
         start = [time.process_time()]
         audio, sr = sf.read(io.BytesIO(flac), dtype="float32")
         lap("decode", start)
@@ -363,7 +343,7 @@ def main() -> None:
             clips24 = [music_like(24_000, 10.0, i) for i in range(args.variant_clips)]
             threads = tuple(int(t) for t in args.threads.split(","))
             report["encoders"] = encode_variants(clips24, tok.model, tok.bandwidth, args.variants.split(","),
-                                                 args.rounds, Path(tmp), threads)
+                                                 args.rounds, threads)
             for row in report["encoders"]:
                 print(json.dumps(row), flush=True)
         if args.stages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ from typer.core import TyperGroup
 from cadenza.cli import checks
 
 ACOUSTIC_CODECS = ("encodec_24khz", "encodec_32khz")
-OPTIMIZATIONS = ("eager", "fold", "trace", "compile")  # encodec_variants.VARIANTS (not imported: slow)
+OPTIMIZATIONS = ("eager", "fold", "trace", "compile", "onnx")  # encodec_variants.VARIANTS (not imported: slow)
 
 
 class _TokenizeGroup(TyperGroup):
@@ -82,6 +83,8 @@ def tokenize(
     checks.number("--batch-size", batch_size, minimum=1)
     checks.number("--torch-threads", torch_threads, minimum=1)
     checks.choice("--optimize", optimize, OPTIMIZATIONS)
+    if optimize == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        raise checks.fail("--optimize", "onnx needs ONNX Runtime: pip install 'cadenza[onnx]' (or use trace)")
     checks.output_dir("--out", out, kind="tokens", force=force, command="tokenize",
                       own=("manifest.json", "tokenizers.json", "kmeans.npz", "tokenize.log"))
     checks.beam_args(list(ctx.args), [o for p in ctx.command.params for o in p.opts])

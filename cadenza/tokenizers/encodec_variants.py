@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-VARIANTS = ("eager", "fold", "trace", "compile")
+VARIANTS = ("eager", "fold", "trace", "compile", "onnx")
 EXACT = frozenset({"eager", "fold", "trace"})  # the same float ops as eager fp32: the same codes (tested)
-TRACE_CACHE = 8  # traces kept per tokenizer (clips are mostly 10 s, so mostly one)
+TRACE_CACHE = 8  # traces (or ONNX sessions) kept per tokenizer (clips are mostly 10 s, so mostly one)
 COMPILE_LENGTHS = 64  # distinct input lengths one compiled encoder may specialise for
 
 
@@ -54,7 +54,9 @@ class PlainConv1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1 and self.padding_total == 0:  # 1x1 conv: every pad is zero wide
             return self.conv(x)
-        length = x.shape[-1]
+        # a plain int: traces and ONNX exports are made per input length, so it is a constant there (traced
+        # size arithmetic would become ONNX integer Div, which truncates where Python floors)
+        length = int(x.shape[-1])
         extra = 0
         if self.stride > 1:  # with stride 1 the padded length is always the input length
             frames = -(-(length - self.kernel + self.padding_total) // self.stride)
@@ -71,7 +73,7 @@ def _pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
     """transformers' EncodecConv1d._pad1d: reflect padding with zeros first when the input is too short."""
     if mode != "reflect":
         return nn.functional.pad(x, (left, right), mode)
-    length = x.shape[-1]
+    length = int(x.shape[-1])
     extra_pad = 0
     if length <= max(left, right):
         extra_pad = max(left, right) - length + 1
@@ -126,7 +128,7 @@ class TracedEncoder:
 
 
 class CompiledEncoder:
-    """`PlainEncoder` through torch.compile, one static graph per input length.
+    """`PlainEncoder` through torch.compile: static graphs per input length around the eager LSTM.
 
     Static graphs, not one dynamic graph: a clip's codes must not depend on which clips a worker saw
     before it. Past COMPILE_LENGTHS lengths torch would silently run the rest eagerly (other codes), so
@@ -134,7 +136,8 @@ class CompiledEncoder:
     """
 
     def __init__(self, plain: PlainEncoder) -> None:
-        self.compiled = torch.compile(plain, dynamic=False, fullgraph=True)
+        # dynamo does not trace LSTMs: the graph breaks there and the LSTM runs as in eager (oneDNN)
+        self.compiled = torch.compile(plain, dynamic=False)
         self.lengths: set[int] = set()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,6 +156,42 @@ class CompiledEncoder:
             return self.compiled(x)
 
 
+class OnnxEncoder:
+    """The `PlainEncoder`'s encoder exported to ONNX per input length and run by ONNX Runtime's CPU
+    provider with torch's thread count; the residual quantizer stays in torch. Needs the `onnx` extra."""
+
+    def __init__(self, plain: PlainEncoder) -> None:
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise ImportError("--optimize onnx needs ONNX Runtime: pip install 'cadenza[onnx]'") from exc
+        self.ort = onnxruntime
+        self.plain = plain
+        self.sessions: dict[int, Any] = {}
+
+    def session(self, length: int):
+        if length not in self.sessions:
+            import io
+
+            if len(self.sessions) >= TRACE_CACHE:
+                self.sessions.pop(next(iter(self.sessions)))
+            buf = io.BytesIO()
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the legacy exporter's notices; lengths are fixed per export
+                torch.onnx.export(self.plain.encoder, torch.zeros(1, 1, length), buf, dynamo=False,
+                                  input_names=["audio"], output_names=["embeddings"])
+            options = self.ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.inter_op_num_threads = 1
+            self.sessions[length] = self.ort.InferenceSession(buf.getvalue(), options,
+                                                              providers=["CPUExecutionProvider"])
+        return self.sessions[length]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        embeddings = self.session(int(x.shape[-1])).run(None, {"audio": x.numpy()})[0]
+        return self.plain.quantizer.encode(torch.from_numpy(embeddings), self.plain.bandwidth)
+
+
 def variant_encoder(model: Any, bandwidth: float, variant: str):
     """A callable audio [1, 1, N] -> codes [K, 1, T] for one of VARIANTS."""
     if variant not in VARIANTS:
@@ -164,4 +203,6 @@ def variant_encoder(model: Any, bandwidth: float, variant: str):
         return plain
     if variant == "trace":
         return TracedEncoder(plain)
+    if variant == "onnx":
+        return OnnxEncoder(plain)
     return CompiledEncoder(plain)
