@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 from cadenza.cli import checks
 
 ACOUSTIC_CODECS = ("encodec_24khz", "encodec_32khz")
-OPTIMIZATIONS = ("eager", "fold", "trace", "compile", "onnx")  # encodec_variants.VARIANTS (not imported: slow)
+OPTIMIZATIONS = ("eager", "fold", "trace", "onnx")  # encodec_variants.VARIANTS (not imported: slow)
 
 
 class _TokenizeGroup(TyperGroup):
@@ -59,9 +59,9 @@ def tokenize(
     batch_size: int = typer.Option(8, help="Most clips per Beam bundle (each clip is still encoded alone)."),
     torch_threads: int = typer.Option(1, help="Torch threads per worker; run one worker per core."),
     optimize: str = typer.Option("trace", help="EnCodec encoder variant: eager, fold (weight norm folded) and "
-                                 "trace (fold + frozen TorchScript) give eager's codes; compile (torch.compile, "
-                                 "fastest, tens of seconds of warm-up per worker) changes under 2% of them and "
-                                 "gives the tokens their own fingerprint."),
+                                 "trace (fold + frozen TorchScript) give eager's codes; onnx (ONNX Runtime, "
+                                 "pip install 'cadenza[onnx]') is ~1.5x faster, may change a small share of "
+                                 "codes and gives the tokens their own fingerprint."),
     progress: bool = typer.Option(True, help="Show a progress bar (on stderr)."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not a token dir."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Apache Beam's log on stderr too "

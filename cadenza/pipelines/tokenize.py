@@ -53,7 +53,7 @@ class TokenizeConfig:
     calibration_clips: int = 16  # clips whose encoder outputs initialise a random codec's codebooks
     seed: int = 0
     torch_threads: int = 1  # per worker; run one worker per core
-    optimize: str = "trace"  # encoder variant: eager | fold | trace | compile | onnx (tokenizers.encodec_variants)
+    optimize: str = "trace"  # encoder variant: eager | fold | trace | onnx (tokenizers.encodec_variants)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:

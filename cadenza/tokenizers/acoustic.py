@@ -9,8 +9,9 @@ sample audio, as EnCodec's own training does on its first batch. Such a codec is
 Codes never depend on batching: each clip is encoded on its own (batching, like the torch thread count,
 changes float rounding and so a few percent of codes; see benchmarks/bench_tokenize.py). How a clip is
 encoded is the `optimize` variant (cadenza.tokenizers.encodec_variants): `trace` (the default) gives eager
-fp32's codes; `compile` is faster and changes a small share of codes, so its tokens carry their own
-fingerprint. Run one single-thread worker per core: codes are reproducible for a fixed thread count.
+fp32's codes; `onnx` (ONNX Runtime, an optional extra) is faster and may change a small share of codes, so
+its tokens carry their own fingerprint. Run one single-thread worker per core: codes are reproducible for a
+fixed thread count.
 """
 
 from __future__ import annotations

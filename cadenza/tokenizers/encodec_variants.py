@@ -6,13 +6,15 @@ conv padding computed in Python ints (`plain_encoder`):
 
 - `fold`: that copy, eagerly. Same float ops as eager, so the same codes.
 - `trace`: the copy traced and frozen per input length (TorchScript). Same codes as eager.
-- `compile`: the copy through `torch.compile` (Inductor C++ kernels). Inductor fuses and reorders float
-  sums, so a small share of codes (near-ties in the residual quantizer) differ from eager; they are the
-  same run to run for a given thread count. Compiling costs tens of seconds once per worker process and
-  input length; Inductor's on-disk cache makes later workers cheaper.
+- `onnx`: the copy's encoder exported to ONNX per input length, run by ONNX Runtime (the `onnx` extra);
+  the quantizer stays in torch. ONNX Runtime's own conv kernels round differently, so codes may differ
+  from eager where the residual quantizer is near a tie: none did on a trained `demo` codec, 5% did on
+  the 24 kHz architecture with random weights. The same run to run for a given thread count.
 
-`benchmarks/bench_tokenize.py` measures these and the candidates that did not pass the 2% rule
-(dynamic int8, ONNX Runtime). Variants whose codes are not eager's get their own tokenizer fingerprint.
+`benchmarks/bench_tokenize.py` measures these side by side with the candidates that did not make it:
+torch.compile (no CPU time saved, 5% of codes changed, minutes of warm-up) and dynamic int8 quantization
+of the LSTM (3-49% of codes changed). A variant whose codes may differ from eager's gets its own
+tokenizer fingerprint (the weights' fingerprint + "-" + variant).
 """
 
 from __future__ import annotations
@@ -24,18 +26,17 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-VARIANTS = ("eager", "fold", "trace", "compile", "onnx")
+VARIANTS = ("eager", "fold", "trace", "onnx")
 EXACT = frozenset({"eager", "fold", "trace"})  # the same float ops as eager fp32: the same codes (tested)
 TRACE_CACHE = 8  # traces (or ONNX sessions) kept per tokenizer (clips are mostly 10 s, so mostly one)
-COMPILE_LENGTHS = 64  # distinct input lengths one compiled encoder may specialise for
 
 
 class PlainConv1d(nn.Module):
     """transformers' EncodecConv1d with its weight norm folded and its padding in Python ints.
 
     Same pad and conv as the original; what goes is the tensor arithmetic on lengths (it breaks
-    torch.compile graphs) and the full copy a zero-width reflect pad makes (12% of encode time in the
-    24 kHz encoder, whose 1x1 convs pad by nothing).
+    torch.compile graphs and ONNX exports) and the full copy a zero-width reflect pad makes (the 1x1 convs
+    of EnCodec's residual blocks pad by nothing).
     """
 
     def __init__(self, original: nn.Module) -> None:
@@ -127,35 +128,6 @@ class TracedEncoder:
         return self.traced[length](x)
 
 
-class CompiledEncoder:
-    """`PlainEncoder` through torch.compile: static graphs per input length around the eager LSTM.
-
-    Static graphs, not one dynamic graph: a clip's codes must not depend on which clips a worker saw
-    before it. Past COMPILE_LENGTHS lengths torch would silently run the rest eagerly (other codes), so
-    that is made an error instead: the clip is recorded as a failure and nothing changes quietly.
-    """
-
-    def __init__(self, plain: PlainEncoder) -> None:
-        # dynamo does not trace LSTMs: the graph breaks there and the LSTM runs as in eager (oneDNN)
-        self.compiled = torch.compile(plain, dynamic=False)
-        self.lengths: set[int] = set()
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        import torch._dynamo
-
-        length = int(x.shape[-1])
-        if length not in self.lengths and len(self.lengths) >= COMPILE_LENGTHS:
-            raise RuntimeError(f"compiled encoder already holds {COMPILE_LENGTHS} input lengths; "
-                               "tokenize these clips with --optimize trace")
-        self.lengths.add(length)
-        # scoped: room for every length, and an error rather than a quiet eager run should torch's own
-        # per-function limit be reached (other encoders in this process count against it too)
-        limit = COMPILE_LENGTHS * 4
-        with torch._dynamo.config.patch(recompile_limit=limit, accumulated_recompile_limit=limit,
-                                        fail_on_recompile_limit_hit=True):
-            return self.compiled(x)
-
-
 class OnnxEncoder:
     """The `PlainEncoder`'s encoder exported to ONNX per input length and run by ONNX Runtime's CPU
     provider with torch's thread count; the residual quantizer stays in torch. Needs the `onnx` extra."""
@@ -203,6 +175,4 @@ def variant_encoder(model: Any, bandwidth: float, variant: str):
         return plain
     if variant == "trace":
         return TracedEncoder(plain)
-    if variant == "onnx":
-        return OnnxEncoder(plain)
-    return CompiledEncoder(plain)
+    return OnnxEncoder(plain)

@@ -1,5 +1,5 @@
-"""EnCodec encoder variants: the exact ones give eager fp32's codes; `compile` and `onnx` obey the rule
-for a variant that may change codes (under 2% of them against eager on the benchmark's clips, on a
+"""EnCodec encoder variants: the exact ones give eager fp32's codes; `onnx` obeys the rule for a variant
+that may change codes (under 2% of them against eager on the benchmark's clips, on a
 trained codec, the same run to run) and name themselves in the tokenizer fingerprint."""
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def trained_codec(tmp_path_factory) -> str:
     return out
 
 
-@pytest.mark.slow  # trains a codec and compiles its encoder: minutes on a shared 2-core machine
+@pytest.mark.slow  # trains a codec: minutes on a shared 2-core machine
 @pytest.mark.parametrize("variant", APPROXIMATE)
 def test_variant_changes_under_2_percent_of_a_trained_codecs_codes_the_same_way_every_run(trained_codec, variant):
     if variant == "onnx":
