@@ -175,11 +175,14 @@ def codec_eval(codec_dir: str, audio_dir: str, eval_dir: str, *, audit_dir: str 
 
 def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz", random_init: bool = False,
              codec_weights: str | None = None, text: str = "minilm", clusters: int = 1024,
-             beam: list[str] | None = None) -> dict[str, Any]:
+             optimize: str | None = None, beam: list[str] | None = None) -> dict[str, Any]:
+    """optimize: the EnCodec encoder variant (None: TokenizeConfig's default)."""
     mod = _entry("tokenize")
-    config = _config("tokenize", mod.TokenizeConfig, {
-        "shards": audio_dir, "out": tokens_dir, "acoustic": acoustic, "codec_random_init": random_init,
-        "codec_weights": codec_weights, "text": text, "clusters": clusters})
+    values = {"shards": audio_dir, "out": tokens_dir, "acoustic": acoustic, "codec_random_init": random_init,
+              "codec_weights": codec_weights, "text": text, "clusters": clusters}
+    if optimize is not None:
+        values["optimize"] = optimize
+    config = _config("tokenize", mod.TokenizeConfig, values)
     with running("tokenize"):
         manifest = _as_dict(mod.run_tokenize(config, beam))
     out = _manifest_summary("tokenize", tokens_dir, manifest, "clips_written")

@@ -56,7 +56,7 @@ class TokenizeConfig:
     calibration_clips: int = 16  # clips whose encoder outputs initialise a random codec's codebooks
     seed: int = 0
     torch_threads: int = 1  # per worker; run one worker per core
-    optimize: str = "trace"  # eager | fold | trace (see cadenza.tokenizers.acoustic)
+    optimize: str = "trace"  # encoder variant: eager | fold | trace | onnx (tokenizers.encodec_variants)
     device: str = "auto"  # auto | cpu | cuda (cadenza.devices); each worker resolves auto itself
     codec_batch: int = 0  # clips per EnCodec call; 0: 1 on CPU, CUDA_CODEC_BATCH on CUDA (named in the fingerprint)
     progress: bool = True
@@ -391,7 +391,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("cadenza", "torch", "transformers", "apache-beam", "librosa", "scikit-learn", "numpy"):
+    for pkg in ("cadenza", "torch", "transformers", "apache-beam", "librosa", "scikit-learn", "numpy", "onnxruntime"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

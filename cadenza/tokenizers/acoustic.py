@@ -9,17 +9,17 @@ sample audio, as EnCodec's own training does on its first batch. Such a codec is
 By default each clip is encoded on its own (batching, like the torch thread count, changes float rounding
 and so about 1% of codes; see benchmarks/bench_gpu.py). A batched encode (`encode_batch` > 1, for GPUs) is
 a named variant: its layout keeps a clip's codes independent of its batch-mates (cadenza.tokenizers.
-encode_batch) and the fingerprint names it. The device is not part of the fingerprint. The default fast
-path is an inference-only copy of encoder + quantizer with weight norm folded into plain conv weights,
-traced and frozen per input length: the fastest variant measured whose codes equal eager ones.
-Run one single-thread worker per core: codes are reproducible for a fixed thread count.
+encode_batch) and the fingerprint names it. The device is not part of the fingerprint. How the encoder
+runs is the `optimize` variant (cadenza.tokenizers.encodec_variants): `trace` (the default) gives eager
+fp32's codes; `onnx` (ONNX Runtime, an optional extra) is faster and may change a small share of codes, so
+its tokens carry their own fingerprint. Run one single-thread worker per core: codes are reproducible for a
+fixed thread count.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from cadenza.tokenizers.base import TokenizerMismatchError, fingerprint_parts
 from cadenza.tokenizers.encode_batch import EncodeVariant, batch_plan, pad_step, padded_batch
 
 CODEC_META = "cadenza_codec.json"  # written next to a random-init codec's save_pretrained files
-OPTIMIZATIONS = ("eager", "fold", "trace")
+DEFAULT_OPTIMIZE = "trace"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ class EncodecTokenizer:
 
     def __init__(
         self, name: str, model, *, bandwidth: float | None = None, random_weights: bool = False,
-        source: str = "", optimize: str = "trace", device: str = "cpu", variant: EncodeVariant | None = None,
+        source: str = "", optimize: str = DEFAULT_OPTIMIZE, device: str = "cpu",
+        variant: EncodeVariant | None = None,
     ) -> None:
         import torch
 
@@ -97,37 +98,42 @@ class EncodecTokenizer:
         self.bandwidth = float(bandwidth if bandwidth is not None else codec_spec(name).default_bandwidth)
         if self.bandwidth not in [float(b) for b in cfg.target_bandwidths]:
             raise ValueError(f"{name}: bandwidth {self.bandwidth} not supported; choose one of {cfg.target_bandwidths}")
-        if optimize not in OPTIMIZATIONS:
-            raise ValueError(f"optimize must be one of {OPTIMIZATIONS}, got {optimize!r}")
+        from cadenza.tokenizers.encodec_variants import VARIANTS
+
+        if optimize not in VARIANTS:
+            raise ValueError(f"optimize must be one of {VARIANTS}, got {optimize!r}")
         self.sample_rate = int(cfg.sampling_rate)
         self.frame_rate = float(cfg.frame_rate)
         self.num_codebooks = int(model.quantizer.get_num_quantizers_for_bandwidth(self.bandwidth))
         self.vocab_size = int(cfg.codebook_size)
         self.random_weights = random_weights
         self.source = source
-        self.optimize = optimize
+        self.optimize = optimize  # may be changed later: each variant's encoder is built on first use
         self.variant = variant or EncodeVariant()
         self.device = torch.device(device)
         self.hop = int(np.prod(cfg.upsampling_ratios))
         self.weights_fingerprint = _model_fingerprint(model, self.bandwidth)
-        self._fingerprint = self.weights_fingerprint if self.variant.is_reference else fingerprint_parts(
-            self.weights_fingerprint, "encode-variant", self.variant.to_dict())
         self.model = model.eval().to(self.device)
-        bf16 = self.variant.precision == "bf16"
-        self._fast = None if optimize == "eager" and not bf16 else _FastEncoder(model, self.bandwidth, bf16=bf16)
-        self._traced: dict[tuple[int, ...], Any] = {}
+        self._encoders: dict[tuple[str, str], Any] = {}
         self._torch = torch
 
     def fingerprint(self) -> str:
-        return self._fingerprint
+        """The weights' fingerprint, naming the optimize variant when its codes are not eager's and the encode
+        layout (batch, precision) when it is not one fp32 clip at a time."""
+        from cadenza.tokenizers.encodec_variants import EXACT
+
+        base = self.weights_fingerprint if self.optimize in EXACT else f"{self.weights_fingerprint}-{self.optimize}"
+        if self.variant.is_reference:
+            return base
+        return fingerprint_parts(base, "encode-variant", self.variant.to_dict())
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name, "kind": self.kind, "sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
-            "num_codebooks": self.num_codebooks, "vocab_size": self.vocab_size, "fingerprint": self._fingerprint,
+            "num_codebooks": self.num_codebooks, "vocab_size": self.vocab_size, "fingerprint": self.fingerprint(),
+            "weights_fingerprint": self.weights_fingerprint, "variant": self.optimize,
             "random_weights": self.random_weights, "bandwidth": self.bandwidth, "source": self.source,
-            "hub_id": codec_spec(self.name).hub_id, "weights_fingerprint": self.weights_fingerprint,
-            "encode": self.variant.to_dict(),
+            "hub_id": codec_spec(self.name).hub_id, "encode": self.variant.to_dict(),
         }
 
     def encode(self, batch: list[np.ndarray]) -> list[np.ndarray]:
@@ -156,30 +162,26 @@ class EncodecTokenizer:
         """[B, 1, N] audio and padding mask -> [K, B, T] codes on the CPU."""
         torch = self._torch
         xt = torch.from_numpy(x).to(self.device)
+        bf16 = self.variant.precision == "bf16"
         with torch.inference_mode():
-            if self._fast is not None and (self.optimize == "fold" or self.variant.precision == "bf16"):
-                codes = self._fast(xt)
-            elif self.optimize == "eager":
+            if self.optimize == "eager" and not bf16:
                 mt = torch.from_numpy(mask).to(self.device)
                 out = self.model.encode(xt, padding_mask=mt, bandwidth=self.bandwidth)
                 codes = out.audio_codes[0].transpose(0, 1)  # [B, K, T] -> [K, B, T]
             else:
-                codes = self._trace_for(tuple(xt.shape))(xt)
+                codes = self._encoder(bf16)(xt)
         return codes.cpu().numpy()
 
-    def _trace_for(self, shape: tuple[int, ...]):
-        # a trace bakes in shape-dependent padding, so keep one per input shape (clips are mostly 10 s)
-        if shape not in self._traced:
-            torch = self._torch
-            if len(self._traced) >= 8:
-                self._traced.pop(next(iter(self._traced)))
-            example = torch.zeros(shape, device=self.device)
-            with torch.no_grad(), warnings.catch_warnings():
-                # shape checks baked in as constants are exactly what a per-length trace wants
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                traced = torch.jit.trace(self._fast, example, check_trace=False)
-                self._traced[shape] = torch.jit.freeze(traced.eval())
-        return self._traced[shape]
+    def _encoder(self, bf16: bool):
+        from cadenza.tokenizers.encodec_variants import variant_encoder
+
+        # bf16 runs the folded copy eagerly (traces and ONNX exports are fp32 only)
+        optimize = "fold" if bf16 else self.optimize
+        key = (optimize, "bf16" if bf16 else "fp32")
+        if key not in self._encoders:
+            self._encoders[key] = variant_encoder(self.model, self.bandwidth, optimize, device=self.device,
+                                                  bf16=bf16)
+        return self._encoders[key]
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """int [K, T] codes -> float32 mono audio at `sample_rate`."""
@@ -208,41 +210,6 @@ def _mono(audio: np.ndarray) -> np.ndarray:
     if audio.ndim != 1 or audio.size == 0:
         raise ValueError(f"expected non-empty mono audio [N], got shape {audio.shape}")
     return audio
-
-
-class _FastEncoder:
-    """Encoder + RVQ of a private copy of the model with weight norm folded into the conv weights.
-
-    Folding computes g * v / ||v|| once, the same float32 values the parametrization computes on every
-    forward, so codes are unchanged. Returns [K, B, T] codes. With `bf16` the encoder runs under bf16
-    autocast and the quantizer's nearest-code search stays in float32.
-    """
-
-    def __new__(cls, model, bandwidth: float, *, bf16: bool = False):
-        import torch
-        from torch.nn.utils import parametrize
-
-        class FastEncoder(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                # a fresh copy: deepcopy would share parametrization state with the original model
-                clone = type(model)(model.config)
-                clone.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
-                self.encoder = clone.encoder.eval()
-                self.quantizer = clone.quantizer.eval()
-                self.bandwidth = bandwidth
-                folded = [m for m in self.encoder.modules() if parametrize.is_parametrized(m, "weight")]
-                for module in folded:
-                    parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-
-            def forward(self, x):
-                if not bf16:
-                    return self.quantizer.encode(self.encoder(x), self.bandwidth)
-                with torch.autocast(x.device.type, dtype=torch.bfloat16):
-                    embeddings = self.encoder(x)
-                return self.quantizer.encode(embeddings.float(), self.bandwidth)
-
-        return FastEncoder().eval().to(next(model.parameters()).device)
 
 
 def _model_fingerprint(model, bandwidth: float) -> str:
@@ -381,7 +348,7 @@ def build_random_codec(
 def load_acoustic(
     name: str = "encodec_24khz", *, weights: str | Path | None = None, random_init: bool = False,
     bandwidth: float | None = None, calibration: list[np.ndarray] | None = None, small: bool = False,
-    seed: int = 0, optimize: str = "trace", device: str = "cpu", variant: EncodeVariant | None = None,
+    seed: int = 0, optimize: str = DEFAULT_OPTIMIZE, device: str = "cpu", variant: EncodeVariant | None = None,
 ) -> EncodecTokenizer:
     """The named EnCodec tokenizer.
 
@@ -441,11 +408,12 @@ def _is_codec_dir(path: str) -> bool:
 
 
 def load_acoustic_for_tokens(
-    tokens_dir: str, *, weights: str | Path | None = None, random_init: bool = False, optimize: str = "trace",
+    tokens_dir: str, *, weights: str | Path | None = None, random_init: bool = False, optimize: str | None = None,
 ) -> EncodecTokenizer:
     """The acoustic tokenizer that made TOKENS: its saved random codec, else `weights`, else the codec dir
     tokenize loaded (when it still exists), else the HF cache.
 
+    optimize: the encoder variant; None: the one that made the tokens (its fingerprint is the manifest's).
     Raises TokenizerMismatchError if the loaded weights' fingerprint differs from the manifest's.
     """
     manifest_path = shards.join(tokens_dir, "manifest.json")
@@ -455,6 +423,7 @@ def load_acoustic_for_tokens(
     desc = (manifest.get("tokenizers") or {}).get("acoustic") or {}
     if not desc:
         raise SourceError(f"{manifest_path}: names no acoustic tokenizer")
+    optimize = optimize or desc.get("variant") or DEFAULT_OPTIMIZE
     made_random = bool(desc.get("random_weights")) or bool(manifest.get("random_weights"))
     variant = EncodeVariant.from_describe(desc)  # part of the fingerprint the tokens were made with
     if random_init and not made_random:
