@@ -187,6 +187,8 @@ def rehearse(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     token_tar = measure.tar_bytes(Path(dirs["tokens"]) / "shards")
     token_hours = (token_audio_s or 0) / 3600
     chain = [stages[s] for s in CHAIN]
+    for name, share in chain_shares(stages).items():
+        stages[name]["share_of_chain_wall"] = share
     return {
         "rows": n, "csv": str(args.csv), "work_dir": str(work),
         "server": {"latency_s": list(args.latency), "faults_planted": dict(sorted(
@@ -209,20 +211,31 @@ def rehearse(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- output
 
 
+def chain_shares(stages: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Each chain stage's share of the chain's wall time (the media synthesis is set-up, not chain)."""
+    total = sum(stages[s]["wall_s"] for s in CHAIN)
+    return {s: round(stages[s]["wall_s"] / total, 3) for s in CHAIN}
+
+
 def _fmt(v: Any, digits: int = 1) -> str:
     return "-" if v is None else f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
 
 
 def print_table(report: dict[str, Any]) -> None:
-    head = ("stage", "wall s", "CPU s", "clips", "clips/s", "audio s/s", "peak RSS MB", "max proc MB")
+    head = ("stage", "wall s", "share", "CPU s", "clips", "clips/s", "audio s/s", "peak RSS MB", "max proc MB")
     lines = [head]
+    shares = chain_shares(report["stages"])
     for name, s in report["stages"].items():
-        lines.append((name, _fmt(s["wall_s"]), _fmt(s["cpu_s"]), _fmt(s["clips"]), _fmt(s["clips_per_s"], 2),
+        share = f"{shares[name]:.0%}" if name in shares else "-"
+        lines.append((name, _fmt(s["wall_s"]), share, _fmt(s["cpu_s"]), _fmt(s["clips"]), _fmt(s["clips_per_s"], 2),
                       _fmt(s["audio_s_per_s"], 2), _fmt(s["peak_rss_mb"], 0), _fmt(s["max_process_rss_mb"], 0)))
     t = report["chain_total"]
-    lines.append(("chain (no media)", _fmt(t["wall_s"]), _fmt(t["cpu_s"]), "", "", "", "", ""))
+    lines.append(("chain (no media)", _fmt(t["wall_s"]), "100%", _fmt(t["cpu_s"]), "", "", "", "", ""))
     widths = [max(len(str(r[i])) for r in lines) for i in range(len(head))]
-    print(f"rehearsal: {report['rows']} rows of {report['csv']}; server {report['server']}")
+    print(f"rehearsal: {report['rows']} rows of {report['csv']}; server {report['server']}; "
+          f"media {report['media']}")
+    print("share: of the chain's wall time; audio s/s: seconds of audio per wall second (x realtime); "
+          "peak RSS: the stage's process tree")
     for r in lines:
         cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         print("  ".join(cells))

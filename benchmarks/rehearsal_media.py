@@ -77,8 +77,8 @@ def filler(media_dir: Path, fmt: str, seconds: float) -> Path:
     return path
 
 
-def make_one(media_dir: str, ytid: str, start_s: float, end_s: float) -> int:
-    """Write `{ytid}.{fmt}` unless it exists; returns its size in bytes."""
+def make_one(media_dir: str, ytid: str, start_s: float, end_s: float) -> tuple[int, bool]:
+    """Write `{ytid}.{fmt}` unless it exists; returns its size in bytes and whether it was made now."""
     import numpy as np
 
     from cadenza.mediaserver import synth_audio
@@ -87,7 +87,7 @@ def make_one(media_dir: str, ytid: str, start_s: float, end_s: float) -> int:
     fmt = format_for(ytid)
     out = root / f"{ytid}.{fmt}"
     if out.is_file():
-        return out.stat().st_size
+        return out.stat().st_size, False
     h = _hash("length", ytid)
     pre = min(start_s, 2.0 + h % 4)  # own audio starts 2-5 s before the window (or at 0)
     post = 3.0 + (h >> 8) % 3  # and runs 3-5 s past its end
@@ -98,7 +98,7 @@ def make_one(media_dir: str, ytid: str, start_s: float, end_s: float) -> int:
     lead = start_s - pre
     if lead <= 0:
         _encode(out, fmt, own_s, raw, np.ascontiguousarray(pcm).tobytes())
-        return out.stat().st_size
+        return out.stat().st_size, True
     own = root / f".{ytid}.own.{fmt}"
     _encode(own, fmt, own_s, raw, np.ascontiguousarray(pcm).tobytes())
     listing = root / f".{ytid}.concat.txt"
@@ -109,21 +109,23 @@ def make_one(media_dir: str, ytid: str, start_s: float, end_s: float) -> int:
     os.replace(tmp, out)
     own.unlink()
     listing.unlink()
-    return out.stat().st_size
+    return out.stat().st_size, True
 
 
 def make_media(media_dir: Path, rows: list[tuple[str, float, float]], workers: int = 2) -> dict[str, int]:
-    """Media for every (ytid, start_s, end_s), `workers` at a time; returns the count per format and bytes."""
+    """Media for every (ytid, start_s, end_s), `workers` at a time: the count per format, the bytes, and how
+    many files were made now (the others were in the cache)."""
     media_dir.mkdir(parents=True, exist_ok=True)
     longest = max((s for _, s, _ in rows), default=0.0) + 1.0
     for fmt in FORMATS:
         filler(media_dir, fmt, longest)
     counts = {fmt: 0 for fmt in FORMATS}
-    total = 0
+    total = made = 0
     with ProcessPoolExecutor(max_workers=workers) as pool:
         sizes = pool.map(make_one, *zip(*[(str(media_dir), y, s, e) for y, s, e in rows], strict=True),
                          chunksize=8)
-        for (ytid, _, _), size in zip(rows, sizes, strict=True):
+        for (ytid, _, _), (size, new) in zip(rows, sizes, strict=True):
             counts[format_for(ytid)] += 1
             total += size
-    return {**counts, "bytes": total}
+            made += new
+    return {**counts, "bytes": total, "made": made}
