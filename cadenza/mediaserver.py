@@ -22,7 +22,8 @@ format; the name "*" applies a fault to every request (a whole session being blo
 of the name itself wins over it. `Fault(kind, first=N)` misbehaves only on the first N requests for
 that name, then serves the file: a flaky source that a retry gets past. `alias=` serves one file under
 every name that has no file of its own (one short clip standing in for thousands of ytids in load
-runs). It binds 127.0.0.1 only.
+runs). A name without an extension ("/media/abc") serves the file of that stem whatever its format, as
+a YouTube URL names a video, not a format (`url_template("")`). It binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "oversized":
                 return self._oversized(head=head)
         path = owner.root / name
+        if not path.is_file() and "." not in name:
+            path = owner.file_of_stem(name) or path
         if not path.is_file() and owner.alias is not None:
             path = owner.root / (owner.alias + Path(name).suffix)
         if not path.is_file():
@@ -258,6 +261,13 @@ class MediaServer:
         with self._lock:
             return self._faults.get(name) or self._faults.get(name.rsplit(".", 1)[0]) or self._faults.get(ANY_NAME)
 
+    def file_of_stem(self, stem: str) -> Path | None:
+        """The served file named `stem.EXT` (first in CONTENT_TYPES order), for a URL without an extension."""
+        for ext in CONTENT_TYPES:
+            if (path := self.root / f"{stem}{ext}").is_file():
+                return path
+        return None
+
     def _latency(self) -> float:
         if isinstance(self.latency_s, tuple):
             with self._lock:
@@ -295,8 +305,8 @@ class MediaServer:
         return f"http://127.0.0.1:{self.port}"
 
     def url_template(self, ext: str = "m4a") -> str:
-        """The ingest's --source-url-template for files named `{ytid}.{ext}`."""
-        return f"{self.base_url}/media/{{ytid}}.{ext}"
+        """The ingest's --source-url-template for files named `{ytid}.{ext}` (ext "": any format)."""
+        return f"{self.base_url}/media/{{ytid}}" + (f".{ext}" if ext else "")
 
     def start(self) -> MediaServer:
         self._httpd = _Server(("127.0.0.1", self._port), _Handler)

@@ -139,3 +139,17 @@ def test_redirect_loop(root):
         with pytest.raises(urllib.error.HTTPError, match="infinite loop|302"):
             get(url)
         assert srv.requests["clipAAAAAAA.m4a"] >= 2
+
+
+def test_a_name_without_extension_serves_the_file_of_that_stem_in_its_format(tmp_path):
+    (tmp_path / "clipBBBBBBB.webm").write_bytes(DATA)
+    (tmp_path / "clipCCCCCCC.mp4").write_bytes(DATA[:100])
+    with MediaServer(tmp_path, faults={"clipCCCCCCC": "410"}) as srv:
+        url = srv.url_template("")
+        assert url.endswith("/media/{ytid}")
+        status, headers, body = get(url.format(ytid="clipBBBBBBB"))
+        assert (status, headers["Content-Type"], body) == (200, "audio/webm", DATA)
+        for ytid, code in (("clipCCCCCCC", 410), ("clipDDDDDDD", 404)):  # faults by stem still apply
+            with pytest.raises(urllib.error.HTTPError) as e:
+                get(url.format(ytid=ytid))
+            assert e.value.code == code
