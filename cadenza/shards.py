@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import os
 import posixpath
 import tarfile
 import uuid
@@ -44,6 +45,14 @@ def shard_name(prefix: str, index: int) -> str:
 
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
+
+
+def absolute(path: str) -> str:
+    """A local path made absolute, a URL (gs://, s3://, ...) as given: the workers of a distributed runner
+    (a Dask worker, an SDK worker pool) do not run in the launcher's working directory."""
+    if "://" in path:
+        return path.rstrip("/")
+    return os.path.abspath(path)
 
 
 def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:

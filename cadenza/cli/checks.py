@@ -282,6 +282,11 @@ def beam_args(args: list[str], own_options: Iterable[str]) -> None:
 
     from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
+    from cadenza.pipelines.runner import import_dask_options, is_dask, pipeline_options
+
+    if not import_dask_options() and is_dask(pipeline_options(args)):
+        raise fail("--runner", "the Dask runner needs dask and distributed: pip install 'cadenza[dask]'")
+
     class _Parser(_BeamArgumentParser):
         def error(self, message: str) -> None:  # type: ignore[override]
             raise fail("Beam option", message)

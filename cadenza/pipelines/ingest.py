@@ -222,7 +222,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
     from cadenza.musiccaps import load_musiccaps
     from cadenza.pipelines.ingest_beam import build_pipeline
     from cadenza.pipelines.progress import ShardProgress
-    from cadenza.pipelines.runner import make_pipeline, pipeline_options
+    from cadenza.pipelines.runner import make_pipeline, pipeline_options, run_to_completion
 
     config.validate()
     started = time.time()
@@ -233,7 +233,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
         clips = [c for c in clips if c.row <= config.limit]
         rejects = [r for r in rejects if r.row <= config.limit]
         rows_in = len(clips) + len(rejects)
-    out = config.out.rstrip("/")
+    out = shards.absolute(config.out)  # workers write there, whatever their working directory
     names = _label_names(clips, config.ontology)
     shards.makedirs(shards.join(out, "shards"))
     shards.makedirs(shards.join(out, "failures"))
@@ -258,8 +258,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
         with ShardProgress(out, tasks, enabled=config.progress) as progress:
             p = make_pipeline(options)
             build_pipeline(p, tasks, config.job(run_id=uuid.uuid4().hex), out, config.max_concurrent_fetches)
-            run = p.run()
-            run.wait_until_finish()
+            run = run_to_completion(p)
             progress.refresh()
         metrics = _counters(run)
     manifest = build_manifest(config, out, planned, rows_in, len(clips), rejects)

@@ -2,9 +2,16 @@
 
 Input shard `audio-NNNNNN.tar` becomes `tokens-NNNNNN.tar` (same index, same keys), so a rerun redoes
 exactly the shards without a completion marker (resume) and every output depends only on its input shard
-and the tokenizers (deterministic). Clips flow through BatchElements so model calls and per-element
-overhead are amortised; a clip's tokens never depend on its bundle (by default each clip is encoded on its
-own; a batched EnCodec encode, the default on CUDA, pads each batch to a shape fixed by the clip alone).
+and the tokenizers (deterministic). Clips travel in chunks of at most `batch_size` read from one shard,
+so per-element overhead is amortised; a clip's tokens never depend on its chunk (by default each clip is
+encoded on its own; a batched EnCodec encode, the default on CUDA, pads each batch to a shape fixed by the
+clip alone).
+
+The pipeline is one chain (Create, Reshuffle, ParDo, GroupByKey, ParDo) with one output per step and
+nothing emitted from finish_bundle, so it is correct on any runner that honours the Beam model and also
+on Beam's DaskRunner (2.77), which (a) drops what a DoFn emits in finish_bundle, as BatchElements does
+for its last batch of a bundle, (b) hands every output of a multi-output ParDo to each consumer, and
+(c) only computes the branch that ends in the last transform applied.
 Every audio sample ends in a token shard or in `failures/{prefix}-NNNNNN.jsonl` with its reason.
 
 The tokenizers are fixed before any shard is written (`tokenizers.json`); a rerun with different
@@ -52,7 +59,7 @@ class TokenizeConfig:
     clusters: int = 1024  # when fitting here
     text: str = "minilm"  # or "none"
     prefix: str = "tokens"
-    batch_size: int = 8  # most clips per BatchElements bundle
+    batch_size: int = 8  # most clips per chunk (one Beam element)
     calibration_clips: int = 16  # clips whose encoder outputs initialise a random codec's codebooks
     seed: int = 0
     torch_threads: int = 1  # per worker; run one worker per core
@@ -297,6 +304,7 @@ def run_tokenize(config: TokenizeConfig, beam_args: list[str] | None = None) -> 
 
     beam_args: Beam pipeline options (--runner, --direct_num_workers, ...); DirectRunner by default.
     """
+    config = _with_absolute_paths(config)
     sources = input_shards(config.shards)
     shards.migrate_layout(shards.join(config.out, "shards"))  # an output dir an older version wrote
     for sub in ("shards", "failures", shards.STATS_DIR, shards.SAMPLES_DIR):
@@ -313,37 +321,41 @@ def run_tokenize(config: TokenizeConfig, beam_args: list[str] | None = None) -> 
     return write_manifest(config, tokenizers, sources)
 
 
+def _with_absolute_paths(config: TokenizeConfig) -> TokenizeConfig:
+    """Workers open these paths; on a distributed runner they do not share the launcher's working directory."""
+    from dataclasses import replace
+
+    return replace(
+        config, shards=shards.absolute(config.shards), out=shards.absolute(config.out),
+        kmeans=config.kmeans and shards.absolute(config.kmeans),
+        codec_weights=config.codec_weights and shards.absolute(config.codec_weights),
+    )
+
+
 def _run_beam(config, tokenizers, pending, sources, beam_args) -> None:
     import apache_beam as beam
 
-    from cadenza.pipelines.runner import make_pipeline, pipeline_options
-    from cadenza.pipelines.tokenize_dofns import COUNT, ReadAudioShard, TokenizeBundle, WriteTokenShard
+    from cadenza.pipelines.runner import make_pipeline, pipeline_options, run_to_completion
+    from cadenza.pipelines.tokenize_dofns import ReadAudioShard, TokenizeBundle, WriteTokenShard
 
     plan = tokenizers
-    options = pipeline_options(beam_args)
+    # one Dask partition per shard; locally, one process whose torch threads do the work
+    options = pipeline_options(beam_args, parallel_tasks=len(pending), local_processes=False)
     out_names = [shards.join(config.out, "shards", shards.shard_name(config.prefix, i)) for i, _ in pending]
     with _progress(config.progress, "token shards", len(pending)) as advance, _ShardWatcher(out_names, advance):
-        with make_pipeline(options) as p:
-            read = (
-                p
-                | "Shards" >> beam.Create(pending)
-                | "Spread" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(ReadAudioShard()).with_outputs(COUNT, main="samples")
-            )
-            tokens = (
-                read.samples
-                # a bundle holds at least one full EnCodec batch (a short one is padded with silent rows)
-                | "Bundle" >> beam.BatchElements(
-                    min_batch_size=1, max_batch_size=max(config.batch_size, plan["acoustic"]["encode"]["batch"]))
-                | "Tokenize" >> beam.ParDo(TokenizeBundle(plan, config.prefix))
-            )
-            counts = read[COUNT] | "Tag" >> beam.MapTuple(lambda i, n: (i, (COUNT, n)))
-            _ = (
-                (tokens, counts)
-                | "Merge" >> beam.Flatten()
-                | "ByShard" >> beam.GroupByKey()
-                | "Write" >> beam.ParDo(WriteTokenShard(config.out, config.prefix, sources))
-            )
+        p = make_pipeline(options)
+        # a chunk holds at least one full EnCodec batch (a short one is padded with silent rows)
+        chunk = max(config.batch_size, plan["acoustic"]["encode"]["batch"])
+        _ = (
+            p
+            | "Shards" >> beam.Create(pending)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(ReadAudioShard(chunk))
+            | "Tokenize" >> beam.ParDo(TokenizeBundle(plan, config.prefix))
+            | "ByShard" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(WriteTokenShard(config.out, config.prefix, sources))
+        )
+        run_to_completion(p)
 
 
 def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: list[tuple[int, str]]) -> dict:

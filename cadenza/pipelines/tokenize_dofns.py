@@ -1,4 +1,4 @@
-"""Beam transforms of the tokenize pipeline: read audio shards, tokenize bundles, write token shards.
+"""Beam transforms of the tokenize pipeline: read audio shards, tokenize chunks of clips, write token shards.
 
 Workers load the tokenizers from the files the launcher fixed (k-means `.npz`, codec dir or HF cache,
 MiniLM package) and refuse to run if a fingerprint differs from what the launcher recorded.
@@ -20,6 +20,7 @@ from cadenza.shards import FailureRecord
 from cadenza.tokenizers.base import TokenizerMismatchError
 
 COUNT = "count"
+CLIPS = "clips"
 
 # Tokenizers loaded in this process, so an in-process runner's workers reuse what the launcher loaded
 # (models are only read during inference). Keys name everything that decides the weights.
@@ -67,26 +68,40 @@ def failure(key: str, category: str, message: str, meta: dict[str, Any], shard: 
 
 
 class ReadAudioShard(beam.DoFn):
-    """(index, tar path) -> (index, sample) per clip, plus a tagged (index, count) so the writer can check
-    that every clip came back."""
+    """(index, tar path) -> (index, (CLIPS, [sample, ...])) per chunk of at most `chunk_size` clips, then
+    (index, (COUNT, n)) so the writer can check that every clip came back.
+
+    The count and the chunks travel in the one main output, and chunks are cut here in process(), not by
+    BatchElements: the pipeline then needs no tagged outputs and nothing emitted from finish_bundle, two
+    things Beam's DaskRunner (2.77) does not deliver (see tokenize.py)."""
+
+    def __init__(self, chunk_size: int) -> None:
+        self.chunk_size = max(1, chunk_size)
 
     def process(self, item: tuple[int, str]):
         index, path = item
         count = 0
+        chunk: list[dict[str, Any]] = []
         try:
             for sample in shards.iter_tar_samples(path):
                 count += 1
                 sample.pop("__url__", None)
-                yield index, sample
+                chunk.append(sample)
+                if len(chunk) == self.chunk_size:
+                    yield index, (CLIPS, chunk)
+                    chunk = []
         except Exception as exc:  # noqa: BLE001 (a broken tar is recorded, not fatal to the other shards)
             count += 1
             name = path.rsplit("/", 1)[-1]
-            yield index, {"__key__": f"__shard__{name}", "__error__": f"unreadable shard {path}: {exc}"}
-        yield beam.pvalue.TaggedOutput(COUNT, (index, count))
+            chunk.append({"__key__": f"__shard__{name}", "__error__": f"unreadable shard {path}: {exc}"})
+        if chunk:
+            yield index, (CLIPS, chunk)
+        yield index, (COUNT, count)
 
 
 class TokenizeBundle(beam.DoFn):
-    """A bundle of (index, sample) -> (index, ("ok", token sample) | ("fail", failure dict)) per clip."""
+    """(index, (CLIPS, samples)) -> (index, ("ok", token sample) | ("fail", failure dict)) per clip; the
+    shard's (index, (COUNT, n)) passes through unchanged."""
 
     def __init__(self, plan: dict[str, Any], prefix: str) -> None:
         self.plan = plan
@@ -118,12 +133,16 @@ class TokenizeBundle(beam.DoFn):
         self.fingerprints = {k: (self.plan[k] or {}).get("fingerprint") for k in ("semantic", "acoustic", "text")}
         self.frame_rates = {"semantic": self.semantic.frame_rate, "acoustic": self.acoustic.frame_rate}
 
-    def process(self, bundle: list[tuple[int, dict[str, Any]]]):
+    def process(self, item: tuple[int, tuple[str, Any]]):
+        index, (kind, payload) = item
+        if kind == COUNT:
+            yield item
+            return
         # decode and check every clip, then encode the good ones' codec audio together (batched on a GPU)
-        prepared = [(index, self._prepare(index, sample)) for index, sample in bundle]
-        ready = [clip for _, (status, clip) in prepared if status == "ready"]
-        in_order = iter(self._acoustic_codes([clip["codec_audio"] for clip in ready]))  # in bundle order
-        for index, (status, clip) in prepared:
+        prepared = [self._prepare(index, sample) for sample in payload]
+        ready = [clip for status, clip in prepared if status == "ready"]
+        in_order = iter(self._acoustic_codes([clip["codec_audio"] for clip in ready]))  # in chunk order
+        for status, clip in prepared:
             yield index, (status, clip) if status == "fail" else self._finish(clip, next(in_order))
 
     def _acoustic_codes(self, clips: list[np.ndarray]) -> list[Any]:

@@ -45,3 +45,34 @@ def test_the_local_runner_spreads_tasks_over_worker_processes(monkeypatch):
         assert_that(pids, equal_to([True, True]))
     assert tried == []
 
+
+
+@pytest.mark.parametrize("args", [["--runner", "DaskRunner"], ["--runner=DaskRunner"],
+                                  ["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"]])
+def test_dask_by_its_short_name_with_a_partition_per_task(args):
+    """Beam refuses a bare `DaskRunner`; cadenza maps it. Dask's Reshuffle is a no-op, so each task gets a
+    partition (a partition is a bundle, run by one worker) unless the user chose the layout."""
+    from apache_beam.runners.dask.dask_runner import DaskRunner
+
+    options = pipeline_options([*args, "--dask_client_address", "tcp://127.0.0.1:1"], parallel_tasks=3)
+    assert isinstance(make_pipeline(options).runner, DaskRunner)
+    got = options.get_all_options()
+    assert got["address"] == "tcp://127.0.0.1:1" and got["npartitions"] == 3
+    assert "direct_running_mode" not in options.get_all_options(drop_default=True)
+    chosen = pipeline_options([*args, "--dask_partition_size", "2"], parallel_tasks=3).get_all_options()
+    assert chosen["npartitions"] is None and chosen["partition_size"] == 2
+
+
+def test_the_cli_takes_beams_dask_options(tmp_path):
+    from ingest_testkit import write_csv
+    from typer.testing import CliRunner
+
+    from cadenza.cli import app
+
+    csv = write_csv(tmp_path / "mc.csv", [("not-an-id", 0, 10)])  # no valid row: no pipeline is run
+    base = ["ingest", "--csv", str(csv), "--out", str(tmp_path / "o"), "--ontology", "none", "--no-progress",
+            "--runner", "DaskRunner"]
+    res = CliRunner().invoke(app, [*base, "--dask_client_adress", "tcp://127.0.0.1:1"])
+    assert res.exit_code == 2 and "did you mean --dask_client_address?" in res.output
+    res = CliRunner().invoke(app, [*base, "--dask_client_address", "tcp://127.0.0.1:1"])
+    assert "no such option" not in res.output and (tmp_path / "o" / "manifest.json").is_file(), res.output
