@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza.pipelines.tokenize_dofns import COUNT, ReadAudioShard, TokenizeBundle
+from cadenza.pipelines.tokenize_dofns import CLIPS, COUNT, ReadAudioShard, TokenizeBundle
 from cadenza.shards import iter_tar_samples, list_shards, write_json_atomic
 from cadenza.training.data import (
     FingerprintMismatch,
@@ -261,9 +261,9 @@ def test_tokenize_records_unreadable_audio_shard(tmp_path, good, case):
     `bad_shard` failure naming it, the samples before the break still go on, and the count matches."""
     tokens, marker, _, _ = _build(tmp_path, good, case, pax=False)
     path = str(tokens / "shards/tokens-000000.tar")
-    out = list(ReadAudioShard().process((7, path)))
-    count = [o.value for o in out if getattr(o, "tag", None) == COUNT]
-    samples = [o[1] for o in out if not hasattr(o, "tag")]
+    out = list(ReadAudioShard(chunk_size=1).process((7, path)))
+    samples = [s for _, (kind, chunk) in out if kind == CLIPS for s in chunk]
+    count = [(i, n) for i, (kind, n) in out if kind == COUNT]
     assert count == [(7, len(samples))]
     assert [s["__key__"] for s in samples[:-1]] == [good[i]["__key__"] for i in CASES[case].get("arrive", [0, 1])]
     bundle = TokenizeBundle({}, "tokens")  # no setup: a recorded error never reaches a tokenizer
