@@ -136,10 +136,10 @@ def test_media_is_fetchable_by_yt_dlp_over_loopback(built, tmp_path):
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    ensure_ffmpeg()
     template = built.url_template(f"http://127.0.0.1:{server.server_address[1]}")
     clip = built.clips[0]
     opts = {"quiet": True, "no_warnings": True, "outtmpl": str(tmp_path / "%(id)s.%(ext)s"),
+            "ffmpeg_location": ensure_ffmpeg(),
             "download_ranges": download_range_func(None, [(clip.start_s, clip.end_s)])}
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
