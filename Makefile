@@ -33,8 +33,8 @@ chromium:
 		echo "chromium could not be installed: the report's browser test will skip"; \
 	else echo "no chromium and no root apt-get: the report's browser test will skip"; fi
 
-# Two workers (this project's CI machines have two cores); one group per test module (see tests/conftest.py).
-PYTEST_PARALLEL := -n 2 --dist loadgroup
+# Two workers (this project's CI machines have two cores); a test module's tests share one worker.
+PYTEST_PARALLEL := -n 2 --dist loadfile
 
 test: setup chromium
 	$(VENV)/bin/ruff check .

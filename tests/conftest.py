@@ -18,15 +18,6 @@ MUSICCAPS_CSV = SHARED_DATA / "musiccaps" / "musiccaps-public.csv"
 ONTOLOGY_JSON = SHARED_DATA / "audioset" / "ontology.json"
 
 
-def pytest_collection_modifyitems(config, items):
-    """One xdist group per test module, so that a module's fixtures are built once, on one worker; the codec
-    tests share one group because they share the session's trained codec (minutes to train)."""
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        shared = next((d for d in ("tests/codec/", "tests/hostile/") if module.startswith(d)), None)
-        item.add_marker(pytest.mark.xdist_group(shared or module))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread_per_worker():
     if UNDER_XDIST:
