@@ -40,7 +40,8 @@ from cadenza.training.runlog import step_progress, torch_threads, truncate_metri
 log = logging.getLogger(__name__)
 
 RECORD = "codec.json"
-LOSS_WEIGHTS = {"mel": 1.0, "stft": 1.0, "l1": 1.0, "commitment": 1.0}
+LOSS_WEIGHTS = {"mel": 1.0, "stft": 1.0, "l1": 1.0, "commitment": 1.0}  # frame_locked: the config's
+FRAME_LOCKED_WEIGHT = 1.0
 WARMUP_STEPS = 20
 INIT_BATCH = 2**31  # the (seed, step) of the batch the data-dependent init sees: never a training step
 
@@ -72,6 +73,8 @@ class CodecTrainConfig:
     # load), against at most ~1.5x faster when idle; None: torch's default
     torch_threads: int | None = 1
     progress: bool = True
+    # weight of losses.frame_locked_l1 (the frame-rate buzz every decode shares); 0 turns it off
+    frame_locked_weight: float = FRAME_LOCKED_WEIGHT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,7 +89,10 @@ class CodecTrainConfig:
         steps = self.steps if self.steps is not None else p.steps
         out = {"steps": steps, "ae_warmup_steps": min(steps // 5, 200),
                "batch_size": self.batch_size or p.batch_size,
-               "segment_seconds": self.segment_seconds or p.segment_seconds, "lr": self.lr or p.lr}
+               "segment_seconds": self.segment_seconds or p.segment_seconds, "lr": self.lr or p.lr,
+               "frame_locked_weight": self.frame_locked_weight}
+        if out["frame_locked_weight"] < 0:
+            raise ValueError(f"frame-locked loss weight must be >= 0, got {out['frame_locked_weight']}")
         if out["steps"] < 1 or out["batch_size"] < 1 or out["segment_seconds"] <= 0 or out["lr"] <= 0:
             raise ValueError(f"steps, batch size, segment seconds and lr must be positive, got {out}")
         return out
@@ -115,7 +121,28 @@ def validate(model, clips: ClipSet, bandwidth: float) -> dict[str, Any]:
     if len(decodes) >= 2:  # a decoder that ignores its codes gives every clip the same waveform
         n = min(len(decodes[0]), len(decodes[1]))
         out["decode_correlation_first_two"] = float(np.corrcoef(decodes[0][:n], decodes[1][:n])[0, 1])
+        pairs, source_pairs = pairwise_correlations(decodes), pairwise_correlations(clips.audio)
+        out.update(decode_correlation_median=float(np.median(pairs)), decode_correlation_max=float(np.max(pairs)),
+                   source_correlation_median=float(np.median(source_pairs)))
+    hop = int(np.prod(model.config.upsampling_ratios))
+    out["frame_locked_rms_ratio"] = float(np.mean([frame_locked_rms_ratio(d, hop) for d in decodes]))
     return out
+
+
+def pairwise_correlations(signals: list[np.ndarray]) -> np.ndarray:
+    """Waveform correlation of every pair of signals (each pair trimmed to the shorter)."""
+    out = []
+    for i in range(len(signals)):
+        for j in range(i + 1, len(signals)):
+            n = min(len(signals[i]), len(signals[j]))
+            out.append(np.corrcoef(signals[i][:n], signals[j][:n])[0, 1])
+    return np.array(out)
+
+
+def frame_locked_rms_ratio(decode: np.ndarray, hop: int) -> float:
+    """RMS of the decode's mean pattern per hop phase (its frame-locked part) over the decode's RMS."""
+    folded = losses.fold_frames(torch.from_numpy(np.ascontiguousarray(decode, dtype=np.float32))[None], hop)
+    return float(folded.pow(2).mean().sqrt()) / max(float(np.sqrt(np.mean(np.square(decode)))), 1e-9)
 
 
 def _lr(step: int, base: float, total: int) -> float:
@@ -234,6 +261,7 @@ def _train(config: CodecTrainConfig) -> dict[str, Any]:
         baseline = validate(random_init_codec(cfg, train), val, p.bandwidth) if val else None
 
     segment = int(settings["segment_seconds"] * sample_rate)
+    hop = int(np.prod(encodec_config(cfg.preset).upsampling_ratios))
     rvq = RVQSettings()
     bar = step_progress("codec", settings["steps"], start, cfg.progress)
     # losses summed since the last metrics line; checkpointed, so a resumed run logs the same averages
@@ -253,8 +281,10 @@ def _train(config: CodecTrainConfig) -> dict[str, Any]:
             q, commitment, _codes, reseeded = quantize_train(model.quantizer, emb, num_q, rvq, update=True)
         y = model.decoder(q)[:, 0, :segment]
         parts = {"mel": losses.multires_mel_l1(x, y, sample_rate).mean(), "stft": losses.stft_distance(x, y).mean(),
-                 "l1": (x - y).abs().mean(), "commitment": commitment}
-        loss = sum(LOSS_WEIGHTS[k] * v for k, v in parts.items())
+                 "l1": (x - y).abs().mean(), "commitment": commitment,
+                 "frame_locked": losses.frame_locked_l1(x, y, hop).mean()}
+        weights = {**LOSS_WEIGHTS, "frame_locked": settings["frame_locked_weight"]}
+        loss = sum(weights[k] * v for k, v in parts.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
