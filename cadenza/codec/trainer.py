@@ -10,7 +10,8 @@ CODEC_DIR/
 
 The codec starts as the random-init codec (seeded weights, k-means codebooks on training clips), so its
 step-0 validation is the random-init baseline. Losses: multi-resolution log-mel L1 + multi-resolution
-STFT distance + L1 on the waveform + the RVQ commitment loss; codebooks follow EMA updates with dead-code
+STFT distance + L1 on the waveform + the frame-locked loss (weight `frame_locked_weight`, recorded in
+codec.json's settings) + the RVQ commitment loss; codebooks follow EMA updates with dead-code
 re-seeding (cadenza.codec.rvq). Batches are drawn by (seed, step), so resume is exact.
 """
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 RECORD = "codec.json"
 LOSS_WEIGHTS = {"mel": 1.0, "stft": 1.0, "l1": 1.0, "commitment": 1.0}  # frame_locked: the config's
-FRAME_LOCKED_WEIGHT = 1.0
+FRAME_LOCKED_WEIGHT = 0.1
 WARMUP_STEPS = 20
 INIT_BATCH = 2**31  # the (seed, step) of the batch the data-dependent init sees: never a training step
 
