@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 RECORD = "codec.json"
 LOSS_WEIGHTS = {"mel": 1.0, "stft": 1.0, "l1": 1.0, "commitment": 1.0}  # frame_locked: the config's
-FRAME_LOCKED_WEIGHT = 0.1
+FRAME_LOCKED_WEIGHT = 0.0  # off: see README (it trades log-mel L1 for less buzz)
 WARMUP_STEPS = 20
 INIT_BATCH = 2**31  # the (seed, step) of the batch the data-dependent init sees: never a training step
 

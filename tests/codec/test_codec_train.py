@@ -62,8 +62,6 @@ def test_trained_codec_decodes_different_clips_differently(trained_codec):
     # codec's own figure is in codec.json; the README says so)
     assert record["random_init_baseline"]["decode_correlation_first_two"] > 0.99
     assert record["heldout"]["decode_correlation_first_two"] < 0.9
-    print("held-out decode correlation:", {k: round(v, 3) for k, v in record["heldout"].items()
-                                           if "correlation" in k or "frame_locked" in k})
 
 
 @pytest.mark.slow
