@@ -90,7 +90,7 @@ def main() -> None:
     base = record["random_init_baseline"]
     print(f"demo codec, {record['params']:,} parameters, {record['training_shards']['clips']} training clips "
           f"({record['training_shards']['seconds']:.0f} s), {record['validation_shards']['clips']} held out; "
-          f"frame-locked loss weight {record['settings']['frame_locked_weight']:g}; held-out sources' pairwise "
+          f"frame-locked loss weight {record['loss_weights']['frame_locked']:g}; held-out sources' pairwise "
           f"correlation median {base['source_correlation_median']:.3f}")
     print(f"{'step':>6} {'log-mel L1':>11} {'x random-init':>14} {'STFT dist':>10} {'corr 1st two':>13} "
           f"{'corr median':>12} {'corr max':>9} {'frame-locked':>13}")

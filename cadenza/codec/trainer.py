@@ -11,7 +11,7 @@ CODEC_DIR/
 The codec starts as the random-init codec (seeded weights, k-means codebooks on training clips), so its
 step-0 validation is the random-init baseline. Losses: multi-resolution log-mel L1 + multi-resolution
 STFT distance + L1 on the waveform + the frame-locked loss (weight `frame_locked_weight`, recorded in
-codec.json's settings) + the RVQ commitment loss; codebooks follow EMA updates with dead-code
+codec.json's loss_weights) + the RVQ commitment loss; codebooks follow EMA updates with dead-code
 re-seeding (cadenza.codec.rvq). Batches are drawn by (seed, step), so resume is exact.
 """
 
@@ -90,10 +90,11 @@ class CodecTrainConfig:
         steps = self.steps if self.steps is not None else p.steps
         out = {"steps": steps, "ae_warmup_steps": min(steps // 5, 200),
                "batch_size": self.batch_size or p.batch_size,
-               "segment_seconds": self.segment_seconds or p.segment_seconds, "lr": self.lr or p.lr,
-               "frame_locked_weight": self.frame_locked_weight}
-        if out["frame_locked_weight"] < 0:
-            raise ValueError(f"frame-locked loss weight must be >= 0, got {out['frame_locked_weight']}")
+               "segment_seconds": self.segment_seconds or p.segment_seconds, "lr": self.lr or p.lr}
+        if self.frame_locked_weight < 0:
+            raise ValueError(f"frame-locked loss weight must be >= 0, got {self.frame_locked_weight}")
+        if self.frame_locked_weight:  # only when on: runs from before the term existed keep their settings
+            out["frame_locked_weight"] = self.frame_locked_weight
         if out["steps"] < 1 or out["batch_size"] < 1 or out["segment_seconds"] <= 0 or out["lr"] <= 0:
             raise ValueError(f"steps, batch size, segment seconds and lr must be positive, got {out}")
         return out
@@ -144,6 +145,10 @@ def frame_locked_rms_ratio(decode: np.ndarray, hop: int) -> float:
     """RMS of the decode's mean pattern per hop phase (its frame-locked part) over the decode's RMS."""
     folded = losses.fold_frames(torch.from_numpy(np.ascontiguousarray(decode, dtype=np.float32))[None], hop)
     return float(folded.pow(2).mean().sqrt()) / max(float(np.sqrt(np.mean(np.square(decode)))), 1e-9)
+
+
+def loss_weights(settings: dict[str, Any]) -> dict[str, float]:
+    return {**LOSS_WEIGHTS, "frame_locked": float(settings.get("frame_locked_weight", 0.0))}
 
 
 def _lr(step: int, base: float, total: int) -> float:
@@ -284,7 +289,7 @@ def _train(config: CodecTrainConfig) -> dict[str, Any]:
         parts = {"mel": losses.multires_mel_l1(x, y, sample_rate).mean(), "stft": losses.stft_distance(x, y).mean(),
                  "l1": (x - y).abs().mean(), "commitment": commitment,
                  "frame_locked": losses.frame_locked_l1(x, y, hop).mean()}
-        weights = {**LOSS_WEIGHTS, "frame_locked": settings["frame_locked_weight"]}
+        weights = loss_weights(settings)
         loss = sum(weights[k] * v for k, v in parts.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -341,7 +346,7 @@ def _finish(cfg: CodecTrainConfig, model, settings: dict[str, Any], fingerprint:
                             "clips": len(train.audio), "seconds": round(train.seconds, 2)},
         "validation_shards": {"dir": cfg.val_shards or cfg.shards, "shards": len(val_paths),
                               "clips": len(val.audio) if val else 0},
-        "heldout": heldout, "random_init_baseline": baseline,
+        "loss_weights": loss_weights(settings), "heldout": heldout, "random_init_baseline": baseline,
         "metrics": "log-mel L1 (64 bands), multi-resolution STFT distance, SI-SNR dB: cadenza.codec.losses",
     }
     write_json_atomic(str(Path(cfg.out) / RECORD), record)
