@@ -1,11 +1,14 @@
 """Codec training: held-out reconstruction against training steps, and training throughput.
 
-    PYTHONPATH=. python benchmarks/bench_codec.py [--steps 400] [--clips 28] [--threads 1]
+    PYTHONPATH=. python benchmarks/bench_codec.py [--steps 400] [--clips 28] [--threads 1] [--frame-locked-weight W]
 
 Audio: the demo's synthesised styles, 10 s clips in 4 shards (the last held out). Prints held-out log-mel
 L1 every --val-every steps as a ratio to the random-init codec the run starts from (measured in the same
-run), the two held-out clips' decode correlation, and training throughput in audio seconds per wall second
-next to a bare encoder+decoder step with only an L1 loss (the architecture's floor cost), as a ratio.
+run), the waveform correlation of held-out clips' decodes (first two; median and max over all pairs: a
+buzz locked to the frame grid is common to every decode and raises them; the sources correlate near 0), the
+frame-locked share of the decodes (RMS of the mean pattern per hop phase over the decode's RMS), and
+training throughput in audio seconds per wall second next to a bare encoder+decoder step with only an L1
+loss (the architecture's floor cost), as a ratio.
 """
 
 from __future__ import annotations
@@ -71,26 +74,36 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=28)
     ap.add_argument("--val-every", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--frame-locked-weight", type=float, default=None, help="default: the trainer's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         audio = make_audio(Path(tmp) / "audio", args.clips)
         t0 = time.perf_counter()
+        weight = {} if args.frame_locked_weight is None else {"frame_locked_weight": args.frame_locked_weight}
         record = train_codec(CodecTrainConfig(shards=audio, out=f"{tmp}/codec", preset="demo", steps=args.steps,
-                                              val_every=args.val_every, progress=False))
+                                              val_every=args.val_every, progress=False, **weight))
         wall = time.perf_counter() - t0
         log = [json.loads(ln) for ln in Path(f"{tmp}/codec/train/metrics.jsonl").read_text().splitlines()]
         p = preset("demo")
         floor = bare_step_rate(audio, p.batch_size, p.segment_seconds)
     base = record["random_init_baseline"]
     print(f"demo codec, {record['params']:,} parameters, {record['training_shards']['clips']} training clips "
-          f"({record['training_shards']['seconds']:.0f} s), {record['validation_shards']['clips']} held out")
-    print(f"{'step':>6} {'log-mel L1':>11} {'x random-init':>14} {'STFT dist':>10} {'decode corr':>12}")
-    print(f"{0:>6} {base['log_mel_l1']:>11.3f} {1.0:>14.2f} {base['stft_distance']:>10.3f} "
-          f"{base['decode_correlation_first_two']:>12.3f}   (random-init codec)")
+          f"({record['training_shards']['seconds']:.0f} s), {record['validation_shards']['clips']} held out; "
+          f"frame-locked loss weight {record['loss_weights']['frame_locked']:g}; held-out sources' pairwise "
+          f"correlation median {base['source_correlation_median']:.3f}")
+    print(f"{'step':>6} {'log-mel L1':>11} {'x random-init':>14} {'STFT dist':>10} {'corr 1st two':>13} "
+          f"{'corr median':>12} {'corr max':>9} {'frame-locked':>13}")
+
+    def columns(row: dict) -> str:
+        return (f"{row['stft_distance']:>10.3f} {row['decode_correlation_first_two']:>13.3f} "
+                f"{row['decode_correlation_median']:>12.3f} {row['decode_correlation_max']:>9.3f} "
+                f"{row['frame_locked_rms_ratio']:>13.3f}")
+
+    print(f"{0:>6} {base['log_mel_l1']:>11.3f} {1.0:>14.2f} {columns(base)}   (random-init codec)")
     for row in (r for r in log if r["split"] == "val"):
         print(f"{row['step']:>6} {row['log_mel_l1']:>11.3f} {row['log_mel_l1'] / base['log_mel_l1']:>14.2f} "
-              f"{row['stft_distance']:>10.3f} {row['decode_correlation_first_two']:>12.3f}")
+              f"{columns(row)}")
     rates = [r["audio_s_per_s"] for r in log if r["split"] == "train"]
     rate = float(np.median(rates))
     print(f"training throughput: {rate:.1f} audio s / wall s (median over log intervals); bare encoder+decoder "

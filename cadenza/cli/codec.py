@@ -32,13 +32,16 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/train/checkpoints (exactly as an "
                                 "uninterrupted run), or reuse a finished run of the same settings."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and of the segments drawn."),
+    frame_locked_weight: float = typer.Option(
+        None, "--frame-locked-weight", help="Weight of the loss on the decode's pattern repeated every frame (the "
+        "75 Hz buzz every decode shares); 0 (the default) turns it off."),
     as_json: bool = typer.Option(False, "--json", help="Print the training record as one JSON document."),
 ) -> None:
     """Train EnCodec (transformers' EncodecModel, the class of Meta's weights) on audio shards.
 
     Residual VQ with k-means-initialised, EMA-updated codebooks and dead-code re-seeding; losses:
-    multi-resolution log-mel and STFT, waveform L1, commitment. Held-out reconstruction is measured
-    against the random-init codec the run starts from."""
+    multi-resolution log-mel and STFT, waveform L1, frame-locked pattern, commitment. Held-out
+    reconstruction is measured against the random-init codec the run starts from."""
     from cadenza.cli import checks
     from cadenza.codec.presets import PRESETS
 
@@ -48,6 +51,7 @@ def train_cmd(
     checks.number("--segment-seconds", segment_seconds, minimum=0.05)
     checks.number("--lr", lr, above=0)
     checks.number("--holdout-shards", holdout_shards, minimum=0)
+    checks.number("--frame-locked-weight", frame_locked_weight, minimum=0)
     checks.audio_dir("--shards", shards)
     checks.audio_dir("--val-shards", val_shards)
     checks.output_dir("--out", out, own=("codec.json", "train/config.json"), command="codec train")
@@ -56,7 +60,9 @@ def train_cmd(
 
     record = train_codec(CodecTrainConfig(shards=shards, out=out, preset=preset, steps=steps, batch_size=batch_size,
                                           segment_seconds=segment_seconds, lr=lr, val_shards=val_shards,
-                                          holdout_shards=holdout_shards, resume=resume, seed=seed))
+                                          holdout_shards=holdout_shards, resume=resume, seed=seed,
+                                          **({} if frame_locked_weight is None else
+                                             {"frame_locked_weight": frame_locked_weight})))
     if as_json:
         typer.echo(json.dumps(record, indent=2))
         return

@@ -4,7 +4,8 @@ The same functions are the codec's training objective and the numbers `cadenza c
 so a training curve and an evaluation speak the same units:
 - log-mel L1: mean |log(mel(x) + 1e-5) - log(mel(y) + 1e-5)| with 64 mel bands (n_fft 1024, hop 256);
 - multi-resolution STFT distance: spectral convergence + log-magnitude L1, averaged over 3 resolutions;
-- SI-SNR in dB (scale-invariant signal-to-noise ratio).
+- SI-SNR in dB (scale-invariant signal-to-noise ratio);
+- frame-locked L1: the error's mean pattern per hop phase (see `frame_locked_l1`), training only.
 """
 
 from __future__ import annotations
@@ -62,6 +63,26 @@ def stft_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         log_l1 = (mx.log() - my.log()).abs().mean(dim=(1, 2))
         out.append(convergence + log_l1)
     return torch.stack(out).mean(0)
+
+
+def fold_frames(x: torch.Tensor, hop: int) -> torch.Tensor:
+    """[B, N] -> [B, hop]: the mean over whole frames of each sample phase within a frame (the frame-locked
+    pattern; ~0 for audio that is not periodic at the frame rate)."""
+    frames = x.shape[-1] // hop
+    if frames < 1:
+        raise ValueError(f"need at least one frame of {hop} samples, got {x.shape[-1]}")
+    return x[..., : frames * hop].reshape(*x.shape[:-1], frames, hop).mean(-2)
+
+
+def frame_locked_l1(x: torch.Tensor, y: torch.Tensor, hop: int) -> torch.Tensor:
+    """Per item ([B]): L1 between the frame-locked patterns of target x and decode y, relative to mean |x|.
+
+    A decoder's strided transposed convolutions leave a waveform that repeats every hop, in phase with the
+    frame grid: a buzz at the frame rate and its harmonics that every decode shares. Averaging over frames
+    keeps exactly that part (anything not locked to the grid averages out), so this term penalises the
+    buzz and hardly anything else. Relative to the clip's level, like the log-spectral terms."""
+    diff = (fold_frames(y, hop) - fold_frames(x, hop)).abs().mean(-1)
+    return diff / x.abs().mean(-1).clamp_min(1e-3)
 
 
 def si_snr(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,8 @@ CODEC_DIR/
 
 The codec starts as the random-init codec (seeded weights, k-means codebooks on training clips), so its
 step-0 validation is the random-init baseline. Losses: multi-resolution log-mel L1 + multi-resolution
-STFT distance + L1 on the waveform + the RVQ commitment loss; codebooks follow EMA updates with dead-code
+STFT distance + L1 on the waveform + the frame-locked loss (weight `frame_locked_weight`, recorded in
+codec.json's loss_weights) + the RVQ commitment loss; codebooks follow EMA updates with dead-code
 re-seeding (cadenza.codec.rvq). Batches are drawn by (seed, step), so resume is exact.
 """
 
@@ -40,7 +41,8 @@ from cadenza.training.runlog import step_progress, torch_threads, truncate_metri
 log = logging.getLogger(__name__)
 
 RECORD = "codec.json"
-LOSS_WEIGHTS = {"mel": 1.0, "stft": 1.0, "l1": 1.0, "commitment": 1.0}
+LOSS_WEIGHTS = {"mel": 1.0, "stft": 1.0, "l1": 1.0, "commitment": 1.0}  # frame_locked: the config's
+FRAME_LOCKED_WEIGHT = 0.0  # off: see README (it trades log-mel L1 for less buzz)
 WARMUP_STEPS = 20
 INIT_BATCH = 2**31  # the (seed, step) of the batch the data-dependent init sees: never a training step
 
@@ -72,6 +74,8 @@ class CodecTrainConfig:
     # load), against at most ~1.5x faster when idle; None: torch's default
     torch_threads: int | None = 1
     progress: bool = True
+    # weight of losses.frame_locked_l1 (the frame-rate buzz every decode shares); 0 turns it off
+    frame_locked_weight: float = FRAME_LOCKED_WEIGHT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +91,10 @@ class CodecTrainConfig:
         out = {"steps": steps, "ae_warmup_steps": min(steps // 5, 200),
                "batch_size": self.batch_size or p.batch_size,
                "segment_seconds": self.segment_seconds or p.segment_seconds, "lr": self.lr or p.lr}
+        if self.frame_locked_weight < 0:
+            raise ValueError(f"frame-locked loss weight must be >= 0, got {self.frame_locked_weight}")
+        if self.frame_locked_weight:  # only when on: runs from before the term existed keep their settings
+            out["frame_locked_weight"] = self.frame_locked_weight
         if out["steps"] < 1 or out["batch_size"] < 1 or out["segment_seconds"] <= 0 or out["lr"] <= 0:
             raise ValueError(f"steps, batch size, segment seconds and lr must be positive, got {out}")
         return out
@@ -115,7 +123,32 @@ def validate(model, clips: ClipSet, bandwidth: float) -> dict[str, Any]:
     if len(decodes) >= 2:  # a decoder that ignores its codes gives every clip the same waveform
         n = min(len(decodes[0]), len(decodes[1]))
         out["decode_correlation_first_two"] = float(np.corrcoef(decodes[0][:n], decodes[1][:n])[0, 1])
+        pairs, source_pairs = pairwise_correlations(decodes), pairwise_correlations(clips.audio)
+        out.update(decode_correlation_median=float(np.median(pairs)), decode_correlation_max=float(np.max(pairs)),
+                   source_correlation_median=float(np.median(source_pairs)))
+    hop = int(np.prod(model.config.upsampling_ratios))
+    out["frame_locked_rms_ratio"] = float(np.mean([frame_locked_rms_ratio(d, hop) for d in decodes]))
     return out
+
+
+def pairwise_correlations(signals: list[np.ndarray]) -> np.ndarray:
+    """Waveform correlation of every pair of signals (each pair trimmed to the shorter)."""
+    out = []
+    for i in range(len(signals)):
+        for j in range(i + 1, len(signals)):
+            n = min(len(signals[i]), len(signals[j]))
+            out.append(np.corrcoef(signals[i][:n], signals[j][:n])[0, 1])
+    return np.array(out)
+
+
+def frame_locked_rms_ratio(decode: np.ndarray, hop: int) -> float:
+    """RMS of the decode's mean pattern per hop phase (its frame-locked part) over the decode's RMS."""
+    folded = losses.fold_frames(torch.from_numpy(np.ascontiguousarray(decode, dtype=np.float32))[None], hop)
+    return float(folded.pow(2).mean().sqrt()) / max(float(np.sqrt(np.mean(np.square(decode)))), 1e-9)
+
+
+def loss_weights(settings: dict[str, Any]) -> dict[str, float]:
+    return {**LOSS_WEIGHTS, "frame_locked": float(settings.get("frame_locked_weight", 0.0))}
 
 
 def _lr(step: int, base: float, total: int) -> float:
@@ -234,6 +267,7 @@ def _train(config: CodecTrainConfig) -> dict[str, Any]:
         baseline = validate(random_init_codec(cfg, train), val, p.bandwidth) if val else None
 
     segment = int(settings["segment_seconds"] * sample_rate)
+    hop = int(np.prod(encodec_config(cfg.preset).upsampling_ratios))
     rvq = RVQSettings()
     bar = step_progress("codec", settings["steps"], start, cfg.progress)
     # losses summed since the last metrics line; checkpointed, so a resumed run logs the same averages
@@ -253,8 +287,10 @@ def _train(config: CodecTrainConfig) -> dict[str, Any]:
             q, commitment, _codes, reseeded = quantize_train(model.quantizer, emb, num_q, rvq, update=True)
         y = model.decoder(q)[:, 0, :segment]
         parts = {"mel": losses.multires_mel_l1(x, y, sample_rate).mean(), "stft": losses.stft_distance(x, y).mean(),
-                 "l1": (x - y).abs().mean(), "commitment": commitment}
-        loss = sum(LOSS_WEIGHTS[k] * v for k, v in parts.items())
+                 "l1": (x - y).abs().mean(), "commitment": commitment,
+                 "frame_locked": losses.frame_locked_l1(x, y, hop).mean()}
+        weights = loss_weights(settings)
+        loss = sum(weights[k] * v for k, v in parts.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -310,7 +346,7 @@ def _finish(cfg: CodecTrainConfig, model, settings: dict[str, Any], fingerprint:
                             "clips": len(train.audio), "seconds": round(train.seconds, 2)},
         "validation_shards": {"dir": cfg.val_shards or cfg.shards, "shards": len(val_paths),
                               "clips": len(val.audio) if val else 0},
-        "heldout": heldout, "random_init_baseline": baseline,
+        "loss_weights": loss_weights(settings), "heldout": heldout, "random_init_baseline": baseline,
         "metrics": "log-mel L1 (64 bands), multi-resolution STFT distance, SI-SNR dB: cadenza.codec.losses",
     }
     write_json_atomic(str(Path(cfg.out) / RECORD), record)
