@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,20 +167,32 @@ def codec_columns(codec_dir: str | None) -> list[Column]:
         col = Column(f"codec_{metric}", f"Codec reconstruction: {metric}", "codec eval", CODEC_METRICS[metric])
         overall = measure(((doc.get("overall") or {}) if isinstance(doc.get("overall"), dict) else {}).get(metric))
         col.overall = overall["value"] if overall else None
-        for grouping in CHAIN_GROUPINGS:
-            table = by_group.get(grouping)
-            if not isinstance(table, dict):
-                continue
-            cells = {}
-            for group, row in table.items():
-                cell = measure(row.get(metric)) if isinstance(row, dict) else None
-                if cell is not None:
-                    cell["flag"] = cell["flag"] or bool(row.get("flag", False))
-                    cells[str(group)] = cell
-            _flag_by_ci(cells, col.overall, col.higher_is_better)
-            col.cells[grouping] = cells
+
+        def codec_cell(row: dict[str, Any], metric: str = metric) -> dict[str, Any] | None:
+            cell = measure(row.get(metric))
+            if cell is not None:
+                cell["flag"] = cell["flag"] or bool(row.get("flag", False))
+            return cell
+
+        _fill_cells(col, by_group, codec_cell)
         columns.append(col)
     return columns
+
+
+def _fill_cells(col: Column, by_group: dict[str, Any],
+                cell_of: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+    """col.cells from a per-grouping table of rows: `cell_of(row)` for each group, then flags by CI."""
+    for grouping in CHAIN_GROUPINGS:
+        table = by_group.get(grouping)
+        if not isinstance(table, dict):
+            continue
+        cells = {}
+        for group, row in table.items():
+            cell = cell_of(row) if isinstance(row, dict) else None
+            if cell is not None:
+                cells[str(group)] = cell
+        _flag_by_ci(cells, col.overall, col.higher_is_better)
+        col.cells[grouping] = cells
 
 
 def _lookup(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -204,19 +217,14 @@ def eval_columns(eval_dir: str | None) -> list[Column]:
             continue
         overall = measure(_lookup(doc.get("nll") or {}, keys)) or measure(_lookup(doc, keys))
         col.overall = overall["value"] if overall else None
-        for grouping in CHAIN_GROUPINGS:
-            table = by_group.get(grouping)
-            if not isinstance(table, dict):
-                continue
-            cells = {}
-            for group, row in table.items():
-                cell = measure(_lookup(row, keys)) if isinstance(row, dict) else None
-                if cell is not None:
-                    if cell["n"] is None and isinstance(row.get("clips_heldout"), int):
-                        cell["n"] = row["clips_heldout"]
-                    cells[str(group)] = cell
-            _flag_by_ci(cells, col.overall, col.higher_is_better)
-            col.cells[grouping] = cells
+
+        def eval_cell(row: dict[str, Any], keys: tuple[str, ...] = keys) -> dict[str, Any] | None:
+            cell = measure(_lookup(row, keys))
+            if cell is not None and cell["n"] is None and isinstance(row.get("clips_heldout"), int):
+                cell["n"] = row["clips_heldout"]
+            return cell
+
+        _fill_cells(col, by_group, eval_cell)
         if not any(col.cells.values()):
             col.cells = {}
             col.status = f"not run: {eval_dir}/metrics.json reports no {col.key} per group"
