@@ -232,26 +232,28 @@ def train(tokens_dir: str, run_dir: str, *, preset: str = "tiny", steps: int = 2
 
 
 def sample(run_dir: str, samples_dir: str, *, prompts: list[str], seconds: float = 10.0, seed: int = 0,
-           codec_random_init: bool = False, codec_weights: str | None = None) -> dict[str, Any]:
+           codec_random_init: bool = False, codec_weights: str | None = None,
+           device: str = "cpu") -> dict[str, Any]:
     mod = _entry("sample")
     if not prompts:
         raise StageError("sample", "no prompts given")
     with running("sample"):
         results = mod.sample(run_dir, list(prompts), samples_dir, mod.SampleConfig(seconds=seconds, seed=seed),
-                             codec_random_init=codec_random_init, codec_weights=codec_weights)
+                             codec_random_init=codec_random_init, codec_weights=codec_weights, device=device)
     return {"dir": samples_dir, "index": f"{samples_dir}/samples.json", "wavs": [r["wav"] for r in results]}
 
 
 def evaluate(run_dir: str, heldout_dir: str, eval_dir: str, *, audit_dir: str | None = None, num_samples: int = 4,
              seconds: float | None = None, codec_random_init: bool = False,
              codec_weights: str | None = None, labels: str | None = None,
-             embeddings: str = "mfcc") -> dict[str, Any]:
+             embeddings: str = "mfcc", max_references: int = 256, device: str = "cpu") -> dict[str, Any]:
     mod = _entry("evaluate")
-    config = mod.EvalConfig(num_samples=num_samples, seconds=seconds, embeddings=embeddings)
+    config = mod.EvalConfig(num_samples=num_samples, seconds=seconds, embeddings=embeddings,
+                            max_references=max_references)
     with running("evaluate"):
         metrics = mod.evaluate(run_dir, heldout_dir, eval_dir, audit_dir=audit_dir, config=config,
                                labels=mod.load_labels(labels), codec_random_init=codec_random_init,
-                               codec_weights=codec_weights)
+                               codec_weights=codec_weights, device=device)
     return {"dir": eval_dir, "metrics": f"{eval_dir}/metrics.json", "report_html": f"{eval_dir}/report.html",
             "by_group": bool(audit_dir), "heldout_nll": _jsonable_or_none(_as_dict(metrics).get("nll"))}
 

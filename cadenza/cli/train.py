@@ -158,6 +158,7 @@ def _sample(
     codec_random_init: bool = typer.Option(
         False, "--codec-random-init", help="Decode with the random-init codec saved in TOKENS/codec."
     ),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda: where the model runs."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not a samples dir."),
 ) -> None:
     """Generate audio from text prompts with a trained run (KV-cache decoding, CFG, EnCodec decoder)."""
@@ -171,15 +172,18 @@ def _sample(
     checks.number("--cfg-scale", cfg_scale, minimum=0)
     checks.number("--seed", seed, minimum=0)
     checks.existing_dir("--codec-weights", codec_weights, what="an EnCodec save_pretrained dir")
+    checks.device("--device", device)
     checks.output_dir("--out", out, own=("samples.json", "sample-*.wav"), force=force, command="sample")
 
+    from cadenza.devices import resolve_device
     from cadenza.training.sampler import SampleConfig, sample
 
     cfg = SampleConfig(
         seconds=seconds, temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale, seed=seed
     )
     with _model_errors():
-        results = sample(run, prompt, out, cfg, codec_weights=codec_weights, codec_random_init=codec_random_init)
+        results = sample(run, prompt, out, cfg, codec_weights=codec_weights, codec_random_init=codec_random_init,
+                         device=resolve_device(device))
     for r in results:
         typer.echo(f"{Path(out) / r['wav']}  ({r['seconds']:.1f} s)  {r['prompt']}")
     typer.echo(f"index: {Path(out) / 'samples.json'}")
@@ -205,6 +209,7 @@ def _evaluate(
         "default: the audit's --label-grouping."
     ),
     label_grouping: str = typer.Option("genre", "--label-grouping", help="Audit grouping that labels clips."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda: where the model runs."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not an eval dir."),
 ) -> None:
     """Held-out NLL, caption information gain, KAD/FD against a reference floor, prompt adherence, pull toward
@@ -220,10 +225,12 @@ def _evaluate(
     checks.number("--seed", seed, minimum=0)
     checks.existing_dir("--codec-weights", codec_weights, what="an EnCodec save_pretrained dir")
     checks.existing_file("--labels", labels, what="a JSON file of clip labels")
+    checks.device("--device", device)
     checks.output_dir("--out", out, own=("metrics.json", "report.html", "wavs"), force=force, command="evaluate")
 
     from rich.console import Console
 
+    from cadenza.devices import resolve_device
     from cadenza.training.embeddings import EmbeddingError
     from cadenza.training.evaluate import EvalConfig, evaluate, load_labels
     from cadenza.training.sampler import SampleConfig
@@ -234,7 +241,8 @@ def _evaluate(
         clip_labels = load_labels(labels)
         with _model_errors():
             m = evaluate(run, shards, out, audit_dir=audit, labels=clip_labels, config=cfg,
-                         codec_weights=codec_weights, codec_random_init=codec_random_init)
+                         codec_weights=codec_weights, codec_random_init=codec_random_init,
+                         device=resolve_device(device))
     except (EmbeddingError, FileNotFoundError, ValueError) as exc:
         typer.secho(f"error: {str(exc).splitlines()[0]}", fg="red", err=True)
         raise typer.Exit(2) from None

@@ -114,6 +114,7 @@ CASES: list[tuple[list[str], str]] = [
     ([*S, "--cfg-scale", "-2"], "--cfg-scale"),
     ([*S, "--seed", "-4"], "--seed"),
     (_set(S, "--prompt", ""), "--prompt"),
+    (_set(S, "--device", "gpu"), "--device: expected one of auto, cpu, cuda"),
     (_set(S, "--out", "FILE"), "--out"),
     (_set(S, "--out", "UNRELATED"), "--force"),
     ([*S, "--codec-weights", "MISSING"], "--codec-weights"),
@@ -128,6 +129,7 @@ CASES: list[tuple[list[str], str]] = [
     ([*E, "--audit", "AUDIT_EMPTY"], "assignments.jsonl"),
     ([*E, "--seconds", "0"], "--seconds"),
     (_set(E, "--out", "FILE"), "--out"),
+    (_set(E, "--device", "tpu"), "--device: expected one of auto, cpu, cuda"),
     (_set(E, "--out", "UNRELATED"), "--force"),
     # audit
     (_set(A_OK, "--csv", "HEADER_CSV"), "no data rows"),
