@@ -62,7 +62,8 @@ class Clock:
 def candidate_encoders(model, bandwidth: float) -> dict:
     """Every candidate encoder: the `--optimize` variants (onnx: None without the `onnx` extra), plus two
     that did not make it (torch.compile and dynamic int8; see cadenza.tokenizers.encodec_variants)."""
-    from cadenza.tokenizers.encodec_variants import VARIANTS, plain_encoder, variant_encoder
+    from cadenza.tokenizers.encodec_variant_names import VARIANTS
+    from cadenza.tokenizers.encodec_variants import plain_encoder, variant_encoder
 
     def make(variant: str):
         if variant == "onnx" and importlib.util.find_spec("onnxruntime") is None:

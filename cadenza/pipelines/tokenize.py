@@ -35,6 +35,7 @@ from cadenza.config import from_dict_strict
 from cadenza.shard_index import write_samples_index
 from cadenza.sources import SourceError
 from cadenza.tokenizers.base import TokenizerMismatchError
+from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class TokenizeConfig:
     calibration_clips: int = 16  # clips whose encoder outputs initialise a random codec's codebooks
     seed: int = 0
     torch_threads: int = 1  # per worker; run one worker per core
-    optimize: str = "trace"  # encoder variant: eager | fold | trace | onnx (tokenizers.encodec_variants)
+    optimize: str = DEFAULT_OPTIMIZE  # encoder variant: eager | fold | trace | onnx (tokenizers.encodec_variants)
     device: str = "auto"  # auto | cpu | cuda (cadenza.devices); each worker resolves auto itself
     codec_batch: int = 0  # clips per EnCodec call; 0: 1 on CPU, CUDA_CODEC_BATCH on CUDA (named in the fingerprint)
     progress: bool = True

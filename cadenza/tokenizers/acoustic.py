@@ -30,9 +30,9 @@ from cadenza import shards
 from cadenza.sources import SourceError
 from cadenza.tokenizers.base import TokenizerMismatchError, fingerprint_parts
 from cadenza.tokenizers.encode_batch import EncodeVariant, batch_plan, pad_step, padded_batch
+from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE, EXACT, VARIANTS
 
 CODEC_META = "cadenza_codec.json"  # written next to a random-init codec's save_pretrained files
-DEFAULT_OPTIMIZE = "trace"
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,6 @@ class EncodecTokenizer:
         self.bandwidth = float(bandwidth if bandwidth is not None else codec_spec(name).default_bandwidth)
         if self.bandwidth not in [float(b) for b in cfg.target_bandwidths]:
             raise ValueError(f"{name}: bandwidth {self.bandwidth} not supported; choose one of {cfg.target_bandwidths}")
-        from cadenza.tokenizers.encodec_variants import VARIANTS
-
         if optimize not in VARIANTS:
             raise ValueError(f"optimize must be one of {VARIANTS}, got {optimize!r}")
         self.sample_rate = int(cfg.sampling_rate)
@@ -120,8 +118,6 @@ class EncodecTokenizer:
     def fingerprint(self) -> str:
         """The weights' fingerprint, naming the optimize variant when its codes are not eager's and the encode
         layout (batch, precision) when it is not one fp32 clip at a time."""
-        from cadenza.tokenizers.encodec_variants import EXACT
-
         base = self.weights_fingerprint if self.optimize in EXACT else f"{self.weights_fingerprint}-{self.optimize}"
         if self.variant.is_reference:
             return base

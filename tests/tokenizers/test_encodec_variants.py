@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cadenza.tokenizers.acoustic import load_acoustic, synthetic_calibration_audio
-from cadenza.tokenizers.encodec_variants import EXACT, VARIANTS
+from cadenza.tokenizers.encodec_variant_names import EXACT, VARIANTS
 
 APPROXIMATE = sorted(set(VARIANTS) - EXACT)
 
