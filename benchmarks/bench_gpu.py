@@ -45,7 +45,7 @@ def music_clips(count: int, seconds: float, sr: int) -> list[np.ndarray]:
 def load_codec(args, device: str):
     from transformers import EncodecModel
 
-    from cadenza.tokenizers.acoustic import build_random_codec
+    from cadenza.tokenizers.random_codec import build_random_codec
 
     if args.codec_weights:
         return EncodecModel.from_pretrained(args.codec_weights, local_files_only=True), "trained " + args.codec_weights

@@ -48,7 +48,8 @@ class CodecEvalConfig:
 
 def load_codec_dir(codec_dir: str):
     """The EncodecTokenizer of a codec dir: cadenza's record names it, else its sampling rate does."""
-    from cadenza.tokenizers.acoustic import CODEC_META, CODECS, encodec_config, load_acoustic
+    from cadenza.tokenizers.acoustic import CODEC_META, CODECS, encodec_config
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
 
     path = Path(codec_dir)
     if not (path / "config.json").is_file():

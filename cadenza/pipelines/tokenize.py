@@ -181,7 +181,8 @@ def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, 
     """Fix the tokenizers before any shard: fit/locate k-means, build/locate the codec. Returns their
     describe()s plus where workers load them from."""
     from cadenza.devices import resolve_device
-    from cadenza.tokenizers.acoustic import CODEC_META, load_acoustic, save_codec
+    from cadenza.tokenizers.acoustic import CODEC_META
+    from cadenza.tokenizers.acoustic_loading import load_acoustic, save_codec
     from cadenza.tokenizers.encode_batch import EncodeVariant
     from cadenza.tokenizers.semantic import KMeansModel, SemanticTokenizer
 
@@ -244,11 +245,11 @@ def codec_batch(config: TokenizeConfig, device: str) -> int:
 
 
 def _load_saved_codec(config: TokenizeConfig, codec_dir: str, device: str, variant):
-    from cadenza.tokenizers.acoustic import _local_codec_dir, load_acoustic
+    from cadenza.tokenizers.acoustic_loading import load_acoustic, local_codec_dir
 
     stack: list = []
     try:
-        return load_acoustic(config.acoustic, weights=_local_codec_dir(codec_dir, stack), bandwidth=config.bandwidth,
+        return load_acoustic(config.acoustic, weights=local_codec_dir(codec_dir, stack), bandwidth=config.bandwidth,
                              optimize=config.optimize, device=device, variant=variant)
     finally:
         for tmp in stack:

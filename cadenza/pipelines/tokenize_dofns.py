@@ -111,7 +111,7 @@ class TokenizeBundle(beam.DoFn):
         import torch
 
         from cadenza.devices import resolve_device
-        from cadenza.tokenizers.acoustic import load_acoustic
+        from cadenza.tokenizers.acoustic_loading import load_acoustic
         from cadenza.tokenizers.encode_batch import EncodeVariant
         from cadenza.tokenizers.semantic import load_semantic
 

@@ -81,7 +81,7 @@ def test_embedding_choices(tmp_path):
 
 
 def test_encodec_embeddings_follow_the_codes():
-    from cadenza.tokenizers.acoustic import load_acoustic
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
 
     codec = load_acoustic("encodec_24khz", random_init=True, small=True, optimize="eager")
     embed = make_embedder("encodec", codec)
