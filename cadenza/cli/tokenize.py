@@ -150,7 +150,7 @@ def fit_kmeans_cmd(
     checks.number("--max-clips", max_clips, minimum=1)
     checks.number("--frames-per-clip", frames_per_clip, minimum=1)
     checks.number("--seed", seed, minimum=0)
-    from cadenza.pipelines.tokenize import fit_kmeans
+    from cadenza.pipelines.tokenizer_setup import fit_kmeans
 
     result = fit_kmeans(shards, out, clusters=clusters, features=features, max_clips=max_clips,
                         frames_per_clip=frames_per_clip, seed=seed)

@@ -91,7 +91,7 @@ def _reconstruct_all(tok, cfg: CodecEvalConfig) -> tuple[list[dict[str, Any]], l
     import librosa
 
     from cadenza.codec.data import audio_shard_paths
-    from cadenza.pipelines.tokenize import load_clips, select_clips
+    from cadenza.pipelines.audio_shards import load_clips, select_clips
 
     paths = audio_shard_paths(cfg.shards)
     selection = select_clips(paths, cfg.max_clips or 1 << 62)

@@ -165,7 +165,7 @@ class TokenizeBundle(beam.DoFn):
         """("ready", decoded clip with its semantic tokens and codec-rate audio) or ("fail", failure dict)."""
         import librosa
 
-        from cadenza.pipelines.tokenize import decode_audio
+        from cadenza.pipelines.audio_shards import decode_audio
 
         key = sample["__key__"]
         meta = _meta(sample)

@@ -355,7 +355,7 @@ def test_kmeans_clip_loading_keeps_what_it_can_read(tmp_path, case):
     gives its clips up to the break and the fit goes on (the tokenize pass records the shard)."""
     import soundfile as sf
 
-    from cadenza.pipelines.tokenize import load_clips, select_clips
+    from cadenza.pipelines.audio_shards import load_clips, select_clips
 
     def flac(seed: int) -> bytes:
         buf = io.BytesIO()

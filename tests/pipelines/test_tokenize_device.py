@@ -32,7 +32,7 @@ def acoustic_codes(out) -> dict[str, np.ndarray]:
 def clip_audio(audio_dir: str, rate: int) -> dict[str, np.ndarray]:
     import librosa
 
-    from cadenza.pipelines.tokenize import decode_audio
+    from cadenza.pipelines.audio_shards import decode_audio
 
     out = {}
     for tar in shards.list_shards(f"{audio_dir}/shards"):
