@@ -35,7 +35,8 @@ def log(msg: str) -> None:
 
 
 def music_clips(count: int, seconds: float, sr: int) -> list[np.ndarray]:
-    from cadenza.demo.synth import RENDERERS, render
+    from cadenza.demo.style_renderers import RENDERERS
+    from cadenza.demo.synth import render
 
     styles = sorted(RENDERERS)
     return [render(styles[i % len(styles)], seed=i, duration_s=seconds, sr=sr).astype(np.float32)
