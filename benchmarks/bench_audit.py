@@ -45,7 +45,7 @@ def main() -> int:
 
     from cadenza.musiccaps.audit import AuditConfig, run_audit
     from cadenza.musiccaps.audit.run import audit_assignments
-    from cadenza.musiccaps.audit.taxonomy import load_taxonomy
+    from cadenza.musiccaps.audit.taxonomy_file import load_taxonomy
     from cadenza.musiccaps.csvload import load_musiccaps
     from cadenza.musiccaps.ontology import load_ontology
 

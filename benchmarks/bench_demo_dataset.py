@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cadenza.demo import dataset, synth
+from cadenza.demo import dataset, style_renderers, synth
 from cadenza.demo.dataset import build_demo_dataset
 
 N = 14
@@ -28,7 +28,8 @@ def main() -> None:
         two, _ = timed(lambda: build_demo_dataset(root / "w2", N, seed=0, workers=2, progress=False))
         rerun, ds = timed(lambda: build_demo_dataset(root / "w2", N, seed=0, workers=2, progress=False))
         assert ds.reused
-        per_style = {s: timed(lambda s=s: synth.render(s, 0, dataset.MEDIA_DURATION_S))[0] for s in synth.RENDERERS}
+        per_style = {s: timed(lambda s=s: synth.render(s, 0, dataset.MEDIA_DURATION_S))[0]
+                     for s in style_renderers.RENDERERS}
     audio_s = N * dataset.MEDIA_DURATION_S
     print(f"demo dataset, {N} clips x {dataset.MEDIA_DURATION_S:g} s at {synth.DEFAULT_SR} Hz (m4a)")
     print(f"  1 worker (baseline): {base:6.2f} s  ({audio_s / base:5.1f}x real time)")

@@ -35,7 +35,8 @@ def log(msg: str) -> None:
 
 
 def music_clips(count: int, seconds: float, sr: int) -> list[np.ndarray]:
-    from cadenza.demo.synth import RENDERERS, render
+    from cadenza.demo.style_renderers import RENDERERS
+    from cadenza.demo.synth import render
 
     styles = sorted(RENDERERS)
     return [render(styles[i % len(styles)], seed=i, duration_s=seconds, sr=sr).astype(np.float32)
@@ -45,7 +46,7 @@ def music_clips(count: int, seconds: float, sr: int) -> list[np.ndarray]:
 def load_codec(args, device: str):
     from transformers import EncodecModel
 
-    from cadenza.tokenizers.acoustic import build_random_codec
+    from cadenza.tokenizers.random_codec import build_random_codec
 
     if args.codec_weights:
         return EncodecModel.from_pretrained(args.codec_weights, local_files_only=True), "trained " + args.codec_weights

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from cadenza.training.data import TokenSpec
 from cadenza.training.model import MusicLM
 from cadenza.training.sampler import SampleConfig, generate
+from cadenza.training.token_spec import TokenSpec
 
 
 def main() -> None:

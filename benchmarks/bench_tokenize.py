@@ -62,7 +62,8 @@ class Clock:
 def candidate_encoders(model, bandwidth: float) -> dict:
     """Every candidate encoder: the `--optimize` variants (onnx: None without the `onnx` extra), plus two
     that did not make it (torch.compile and dynamic int8; see cadenza.tokenizers.encodec_variants)."""
-    from cadenza.tokenizers.encodec_variants import VARIANTS, plain_encoder, variant_encoder
+    from cadenza.tokenizers.encodec_variant_names import VARIANTS
+    from cadenza.tokenizers.encodec_variants import plain_encoder, variant_encoder
 
     def make(variant: str):
         if variant == "onnx" and importlib.util.find_spec("onnxruntime") is None:
@@ -156,7 +157,7 @@ def stage_shares(model_dir: str, optimize: str, seconds: float, n: int) -> dict:
     import librosa
     import soundfile as sf
 
-    from cadenza.tokenizers.acoustic import load_acoustic
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
     from cadenza.tokenizers.semantic import MfccFeatures
     from cadenza.tokenizers.text import load_text
 
@@ -199,7 +200,7 @@ def _layout_worker(args) -> float:
     """One worker process: load the codec, warm up, then encode its clips; returns its encode wall time."""
     model_dir, optimize, threads, clips = args
     torch.set_num_threads(threads)
-    from cadenza.tokenizers.acoustic import load_acoustic
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
 
     tok = load_acoustic("encodec_24khz", weights=model_dir, optimize=optimize)
     tok.encode_one(clips[0])
@@ -241,8 +242,9 @@ def pipeline_vs_raw(n_clips: int, seconds: float, codec_dir: str, tmp: Path, two
     from conftest import write_audio_dir
 
     from cadenza import shards
-    from cadenza.pipelines.tokenize import TokenizeConfig, fit_kmeans, run_tokenize
-    from cadenza.tokenizers.acoustic import load_acoustic
+    from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
+    from cadenza.pipelines.tokenizer_setup import fit_kmeans
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
 
     per_shard = 8
     clips = [(f"bench{i:06d}_00000000_00010000", music_like(32_000, seconds, i), f"a caption for clip {i}")
@@ -320,7 +322,8 @@ def main() -> None:
     args = ap.parse_args()
     import logging
 
-    from cadenza.tokenizers.acoustic import load_acoustic, synthetic_calibration_audio
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
+    from cadenza.tokenizers.random_codec import synthetic_calibration_audio
 
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)

@@ -79,8 +79,8 @@ def test_running_wraps_errors_once():
 
 
 def test_split_tokens_makes_disjoint_views(tmp_path):
-    from cadenza.training.data import load_token_dir
     from cadenza.training.synthetic import make_synthetic_tokens
+    from cadenza.training.token_spec import load_token_dir
 
     make_synthetic_tokens(str(tmp_path / "tokens"), clips=12, shards=3, seconds=1.0)
     out = orch.split_tokens(str(tmp_path / "tokens"), str(tmp_path / "split"), heldout_shards=1)
@@ -121,8 +121,8 @@ def test_split_tokens_holds_out_whole_annotators(tmp_path):
     import csv
 
     from cadenza.shards import iter_tar_samples
-    from cadenza.training.data import load_token_dir
     from cadenza.training.synthetic import make_synthetic_tokens
+    from cadenza.training.token_spec import load_token_dir
 
     make_synthetic_tokens(str(tmp_path / "tokens"), clips=24, shards=3, seconds=1.0)
     authors = [0] * 12 + [1] * 6 + [2] * 3 + [3] * 3  # annotator of clip i

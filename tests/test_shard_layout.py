@@ -124,9 +124,10 @@ def test_failures_are_written_as_records_and_as_a_table(tmp_path):
 
 
 def test_split_views_link_relatively_and_a_copy_still_reads(tmp_path):
-    from cadenza.training.data import LoaderConfig, TokenSpec, TokenStream, load_token_dir
+    from cadenza.training.data import LoaderConfig, TokenStream
     from cadenza.training.splits import split_token_dir
     from cadenza.training.synthetic import make_synthetic_tokens
+    from cadenza.training.token_spec import TokenSpec, load_token_dir
 
     work = tmp_path / "work"
     make_synthetic_tokens(str(work / "tokens"), clips=12, shards=3, seconds=1.0)

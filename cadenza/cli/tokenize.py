@@ -10,9 +10,9 @@ import typer
 from typer.core import TyperGroup
 
 from cadenza.cli import checks
+from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE, VARIANTS
 
 ACOUSTIC_CODECS = ("encodec_24khz", "encodec_32khz")
-OPTIMIZATIONS = ("eager", "fold", "trace", "onnx")  # encodec_variants.VARIANTS (not imported: slow)
 
 
 class _TokenizeGroup(TyperGroup):
@@ -58,7 +58,7 @@ def tokenize(
     text: str = typer.Option("minilm", help="Caption embeddings: minilm or none."),
     batch_size: int = typer.Option(8, help="Most clips per Beam bundle (each clip is still encoded alone)."),
     torch_threads: int = typer.Option(1, help="Torch threads per worker; run one worker per core."),
-    optimize: str = typer.Option("trace", help="EnCodec encoder variant: eager, fold (weight norm folded) and "
+    optimize: str = typer.Option(DEFAULT_OPTIMIZE, help="EnCodec encoder variant: eager, fold (weight norm folded) and "
                                  "trace (fold + frozen TorchScript) give eager's codes; onnx (ONNX Runtime, "
                                  "pip install 'cadenza[onnx]', CPU only) is ~1.5x faster, may change a small "
                                  "share of codes and gives the tokens their own fingerprint."),
@@ -86,7 +86,7 @@ def tokenize(
     checks.choice("--text", text, ("minilm", "none"))
     checks.number("--batch-size", batch_size, minimum=1)
     checks.number("--torch-threads", torch_threads, minimum=1)
-    checks.choice("--optimize", optimize, OPTIMIZATIONS)
+    checks.choice("--optimize", optimize, VARIANTS)
     checks.device("--device", device)
     checks.number("--codec-batch", codec_batch, minimum=0)
     if optimize == "onnx" and importlib.util.find_spec("onnxruntime") is None:
@@ -150,7 +150,7 @@ def fit_kmeans_cmd(
     checks.number("--max-clips", max_clips, minimum=1)
     checks.number("--frames-per-clip", frames_per_clip, minimum=1)
     checks.number("--seed", seed, minimum=0)
-    from cadenza.pipelines.tokenize import fit_kmeans
+    from cadenza.pipelines.tokenizer_setup import fit_kmeans
 
     result = fit_kmeans(shards, out, clusters=clusters, features=features, max_clips=max_clips,
                         frames_per_clip=frames_per_clip, seed=seed)

@@ -265,7 +265,7 @@ class _model_errors:
     def __exit__(self, exc_type: type | None, exc: BaseException | None, _tb: object) -> bool:
         from cadenza.sources import SourceError
         from cadenza.training.checkpoint import CheckpointError
-        from cadenza.training.data import FingerprintMismatch
+        from cadenza.training.token_spec import FingerprintMismatch
 
         if exc is not None and isinstance(exc, CheckpointError | FingerprintMismatch):
             raise SourceError(str(exc)) from exc

@@ -48,7 +48,8 @@ class CodecEvalConfig:
 
 def load_codec_dir(codec_dir: str):
     """The EncodecTokenizer of a codec dir: cadenza's record names it, else its sampling rate does."""
-    from cadenza.tokenizers.acoustic import CODEC_META, CODECS, encodec_config, load_acoustic
+    from cadenza.tokenizers.acoustic import CODEC_META, CODECS, encodec_config
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
 
     path = Path(codec_dir)
     if not (path / "config.json").is_file():
@@ -90,7 +91,7 @@ def _reconstruct_all(tok, cfg: CodecEvalConfig) -> tuple[list[dict[str, Any]], l
     import librosa
 
     from cadenza.codec.data import audio_shard_paths
-    from cadenza.pipelines.tokenize import load_clips, select_clips
+    from cadenza.pipelines.audio_shards import load_clips, select_clips
 
     paths = audio_shard_paths(cfg.shards)
     selection = select_clips(paths, cfg.max_clips or 1 << 62)

@@ -163,7 +163,7 @@ def random_init_codec(cfg: CodecTrainConfig, clips: ClipSet):
     codec must beat, built exactly as `cadenza tokenize --codec-random-init` builds its codec."""
     from transformers import EncodecModel
 
-    from cadenza.tokenizers.acoustic import init_codebooks_kmeans
+    from cadenza.tokenizers.random_codec import init_codebooks_kmeans
 
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
@@ -195,7 +195,7 @@ def _trainable_model(cfg: CodecTrainConfig):
 def _init_codebooks(model, cfg: CodecTrainConfig, clips: ClipSet, frames_per_batch: int) -> None:
     """k-means codebooks on the warmed-up encoder's outputs; assignment counts rescaled to one batch, the
     scale the EMA and the dead-code rule work at."""
-    from cadenza.tokenizers.acoustic import init_codebooks_kmeans
+    from cadenza.tokenizers.random_codec import init_codebooks_kmeans
 
     init_codebooks_kmeans(model, clips.audio[:16], num_codebooks=_num_quantizers(model, cfg), seed=cfg.seed)
     with torch.no_grad():

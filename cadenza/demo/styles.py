@@ -105,7 +105,7 @@ AUTHOR_WEIGHTS = np.array([554, 489, 112, 301, 1383, 33, 895, 708, 180, 866], dt
 
 @dataclass(frozen=True)
 class Style:
-    name: str  # key into cadenza.demo.synth.RENDERERS
+    name: str  # key into cadenza.demo.style_renderers.RENDERERS
     title: str
     share: float  # relative number of clips in the demo
     labels: tuple[str, ...]  # label names (keys of LABELS)

@@ -20,29 +20,17 @@ tokenizers into the same directory is refused instead of mixing tokens.
 
 from __future__ import annotations
 
-import io
-import logging
-import re
-import tarfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from cadenza import shards
 from cadenza.config import from_dict_strict
+from cadenza.pipelines.audio_shards import input_shards
+from cadenza.pipelines.progress import ProgressBar, ShardWatcher
+from cadenza.pipelines.tokenizer_setup import CODEC_DIR, KMEANS_FILE, check_lock, prepare_tokenizers
 from cadenza.shard_index import write_samples_index
-from cadenza.sources import SourceError
-from cadenza.tokenizers.base import TokenizerMismatchError
-
-log = logging.getLogger(__name__)
-
-LOCK_FILE = "tokenizers.json"
-# clips per EnCodec call on a GPU unless --codec-batch says otherwise; on CPU batching is no faster
-CUDA_CODEC_BATCH = 16
-KMEANS_FILE = "kmeans.npz"
-CODEC_DIR = "codec"
+from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE
 
 
 @dataclass
@@ -63,7 +51,7 @@ class TokenizeConfig:
     calibration_clips: int = 16  # clips whose encoder outputs initialise a random codec's codebooks
     seed: int = 0
     torch_threads: int = 1  # per worker; run one worker per core
-    optimize: str = "trace"  # encoder variant: eager | fold | trace | onnx (tokenizers.encodec_variants)
+    optimize: str = DEFAULT_OPTIMIZE  # encoder variant: eager | fold | trace | onnx (tokenizers.encodec_variants)
     device: str = "auto"  # auto | cpu | cuda (cadenza.devices); each worker resolves auto itself
     codec_batch: int = 0  # clips per EnCodec call; 0: 1 on CPU, CUDA_CODEC_BATCH on CUDA (named in the fingerprint)
     progress: bool = True
@@ -81,219 +69,6 @@ class TokenizeConfig:
         if self.semantic.startswith("hf:"):
             return self.semantic
         raise ValueError(f"--semantic must be mfcc-kmeans or hf:PATH[@LAYER], got {self.semantic!r}")
-
-
-# ---------------------------------------------------------------- reading audio shards
-
-
-def input_shards(audio_dir: str) -> list[tuple[int, str]]:
-    """(index, path) of every complete audio shard, index taken from its name."""
-    paths = shards.list_shards(shards.join(audio_dir, "shards"))
-    if not paths:
-        raise SourceError(f"{audio_dir}: no complete audio shards under {shards.join(audio_dir, 'shards')}")
-    out = []
-    for i, path in enumerate(paths):
-        m = re.search(r"-(\d+)\.tar$", path)
-        out.append((int(m.group(1)) if m else i, path))
-    if len({i for i, _ in out}) != len(out):
-        raise SourceError(f"{audio_dir}: shard names do not give distinct indices")
-    return out
-
-
-def decode_audio(sample: dict[str, Any]) -> tuple[np.ndarray, int]:
-    """The sample's flac as mono float32 and its rate."""
-    import soundfile as sf
-
-    if "flac" not in sample:
-        raise KeyError("sample has no flac member")
-    audio, sr = sf.read(io.BytesIO(sample["flac"]), dtype="float32", always_2d=True)
-    return audio.mean(axis=1), int(sr)
-
-
-def select_clips(paths: list[str], count: int) -> list[tuple[str, str]]:
-    """`count` (shard, key) pairs spread over all shards: the keys with the smallest hashes (deterministic)."""
-    import hashlib
-
-    keys: list[tuple[str, str, str]] = []
-    for path in paths:
-        seen: set[str] = set()
-        try:
-            seen.update(s["__key__"] for s in shards.iter_tar_samples(path))
-        except (ValueError, tarfile.TarError, OSError) as exc:
-            # the tokenize pass records the broken shard; fitting goes on with what could be read
-            log.warning("k-means/calibration clips: rest of shard unreadable: %s", exc)
-        keys += [(hashlib.sha256(k.encode()).hexdigest(), path, k) for k in seen]
-    return [(path, key) for _, path, key in sorted(keys)[:count]]
-
-
-def load_clips(selection: list[tuple[str, str]]):
-    """Yield (key, audio, sr) for the selected clips, shard by shard; unreadable clips are skipped."""
-    by_shard: dict[str, set[str]] = {}
-    for path, key in selection:
-        by_shard.setdefault(path, set()).add(key)
-    for path in sorted(by_shard):
-        try:
-            for sample in shards.iter_tar_samples(path):
-                if sample["__key__"] not in by_shard[path]:
-                    continue
-                try:
-                    audio, sr = decode_audio(sample)
-                except Exception:  # noqa: BLE001,S112 (a bad clip is reported by the tokenize pass, not here)
-                    continue
-                yield sample["__key__"], audio, sr
-        except (ValueError, tarfile.TarError, OSError) as exc:  # what came before the break is kept
-            log.warning("k-means/calibration clips: rest of shard unreadable: %s", exc)
-
-
-# ---------------------------------------------------------------- k-means fitting
-
-
-def fit_kmeans(
-    shards_dir: str, out: str, *, clusters: int = 1024, features: str = "mfcc", max_clips: int = 1000,
-    frames_per_clip: int = 100, seed: int = 0, progress: bool = True,
-) -> dict[str, Any]:
-    """Fit semantic k-means on frames sampled across the audio shards; save `.npz` to `out`. Returns its config."""
-    from cadenza.tokenizers.semantic import FeatureSpec, FitSettings, fit_kmeans_on_frames, make_features
-
-    feats = make_features(FeatureSpec(features))
-    selection = select_clips([p for _, p in input_shards(shards_dir)], max_clips)
-    rng = np.random.default_rng(seed)
-    chunks = []
-    with _progress(progress, "features for k-means", len(selection)) as advance:
-        for _key, audio, sr in load_clips(selection):
-            frames = feats(audio, sr)
-            take = np.sort(rng.choice(len(frames), min(frames_per_clip, len(frames)), replace=False))
-            chunks.append(frames[take])
-            advance()
-    if not chunks:
-        raise SourceError(f"{shards_dir}: no readable clips to fit k-means on")
-    model = fit_kmeans_on_frames(np.concatenate(chunks), feats.describe(), FitSettings(clusters=clusters, seed=seed))
-    model.config.update({"clips": len(chunks), "source": shards_dir})
-    model.save(out)
-    return {**model.config, "fingerprint": model.fingerprint(), "path": out}
-
-
-# ---------------------------------------------------------------- tokenizers
-
-
-def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, Any]:
-    """Fix the tokenizers before any shard: fit/locate k-means, build/locate the codec. Returns their
-    describe()s plus where workers load them from."""
-    from cadenza.devices import resolve_device
-    from cadenza.tokenizers.acoustic import CODEC_META, load_acoustic, save_codec
-    from cadenza.tokenizers.encode_batch import EncodeVariant
-    from cadenza.tokenizers.semantic import KMeansModel, SemanticTokenizer
-
-    device = resolve_device(config.device)
-    variant = EncodeVariant(batch=codec_batch(config, device))
-
-    kmeans_path = config.kmeans or shards.join(config.out, KMEANS_FILE)
-    if not shards.exists(kmeans_path):
-        if config.kmeans:
-            raise SourceError(f"--kmeans {config.kmeans}: no such file")
-        fit_kmeans(config.shards, kmeans_path, clusters=config.clusters, features=config.features(),
-                   seed=config.seed, progress=config.progress)
-    semantic = SemanticTokenizer(KMeansModel.load(kmeans_path))
-    wanted = config.features()
-    got = semantic.kmeans.config["features_describe"]["features"]
-    if (wanted == "mfcc") != (got == "mfcc"):
-        raise TokenizerMismatchError(f"{kmeans_path} was fitted on {got} features, but --semantic is {config.semantic}")
-
-    codec_dir = shards.join(config.out, CODEC_DIR)
-    weights = config.codec_weights
-    if config.codec_random_init:
-        # resume: same weights as before. The meta file is written last: a codec dir without it is a
-        # save cut short by a kill, and is made again (seeded, so with the same weights)
-        if shards.exists(shards.join(codec_dir, CODEC_META)):
-            acoustic = _load_saved_codec(config, codec_dir, device, variant)
-        else:
-            calibration = _calibration_audio(sources, config)
-            acoustic = load_acoustic(config.acoustic, random_init=True, bandwidth=config.bandwidth,
-                                     calibration=calibration, small=config.codec_small, seed=config.seed,
-                                     optimize=config.optimize, device=device, variant=variant)
-            save_codec(acoustic, codec_dir)
-        weights = codec_dir
-    else:
-        acoustic = load_acoustic(config.acoustic, weights=weights, bandwidth=config.bandwidth,
-                                 optimize=config.optimize, device=device, variant=variant)
-    text = None
-    if config.text != "none":
-        from cadenza.tokenizers.text import load_text
-
-        text = load_text(config.text)
-    plan = {
-        "semantic": semantic.describe(), "acoustic": acoustic.describe(), "text": text and text.describe(),
-        "kmeans_path": kmeans_path, "codec_weights": weights, "torch_threads": config.torch_threads,
-        "optimize": config.optimize, "device": config.device, "launcher_device": device,
-    }
-    from cadenza.pipelines import tokenize_dofns
-
-    cached = {tokenize_dofns.semantic_key(plan): semantic, tokenize_dofns.acoustic_key(plan): acoustic}
-    if text is not None:
-        cached[tokenize_dofns.text_key(plan)] = text
-    tokenize_dofns._LOADED.update(cached)
-    return plan
-
-
-def codec_batch(config: TokenizeConfig, device: str) -> int:
-    """Clips per EnCodec call: --codec-batch, else 1 on CPU and CUDA_CODEC_BATCH on CUDA."""
-    if config.codec_batch:
-        return config.codec_batch
-    return CUDA_CODEC_BATCH if device == "cuda" else 1
-
-
-def _load_saved_codec(config: TokenizeConfig, codec_dir: str, device: str, variant):
-    from cadenza.tokenizers.acoustic import _local_codec_dir, load_acoustic
-
-    stack: list = []
-    try:
-        return load_acoustic(config.acoustic, weights=_local_codec_dir(codec_dir, stack), bandwidth=config.bandwidth,
-                             optimize=config.optimize, device=device, variant=variant)
-    finally:
-        for tmp in stack:
-            tmp.cleanup()
-
-
-def _calibration_audio(sources: list[str], config: TokenizeConfig) -> list[np.ndarray]:
-    import librosa
-
-    from cadenza.tokenizers.acoustic import encodec_config
-
-    rate = encodec_config(config.acoustic).sampling_rate
-    clips = []
-    for _key, audio, sr in load_clips(select_clips(sources, config.calibration_clips)):
-        clips.append(audio if sr == rate else librosa.resample(audio, orig_sr=sr, target_sr=rate))
-    return clips
-
-
-def check_lock(out: str, tokenizers: dict[str, Any]) -> None:
-    """First run: record the tokenizers. Later runs into the same dir must use the same ones."""
-    path = shards.join(out, LOCK_FILE)
-    fps = {k: (tokenizers[k] or {}).get("fingerprint") for k in ("semantic", "acoustic", "text")}
-    if shards.exists(path):
-        before = shards.read_json(path)
-        old = {k: (before.get(k) or {}).get("fingerprint") for k in ("semantic", "acoustic", "text")}
-        if old != fps:
-            diff = ", ".join(f"{k}: {old[k]} -> {fps[k]}" for k in fps if old[k] != fps[k])
-            raise TokenizerMismatchError(
-                f"{out} already holds tokens made with other tokenizers ({diff}); use a new --out directory"
-            )
-        return
-    shards.write_json_atomic(path, {k: tokenizers[k] for k in ("semantic", "acoustic", "text")})
-
-
-def check_manifest_tokenizers(manifest: dict[str, Any], expected: dict[str, Any], *, where: str = "") -> None:
-    """Raise TokenizerMismatchError if `manifest` names tokenizers with other fingerprints than `expected`
-    ({"semantic": describe or fingerprint, ...}); what a trainer calls before mixing token dirs."""
-    got = manifest.get("tokenizers") or {}
-    problems = []
-    for kind, want in expected.items():
-        want_fp = want.get("fingerprint") if isinstance(want, dict) else want
-        have_fp = (got.get(kind) or {}).get("fingerprint")
-        if want_fp != have_fp:
-            problems.append(f"{kind}: {have_fp} != {want_fp}")
-    if problems:
-        raise TokenizerMismatchError(f"tokenizer mismatch {where}: " + "; ".join(problems))
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -342,7 +117,7 @@ def _run_beam(config, tokenizers, pending, sources, beam_args) -> None:
     # one Dask partition per shard; locally, one process whose torch threads do the work
     options = pipeline_options(beam_args, parallel_tasks=len(pending), local_processes=False)
     out_names = [shards.join(config.out, "shards", shards.shard_name(config.prefix, i)) for i, _ in pending]
-    with _progress(config.progress, "token shards", len(pending)) as advance, _ShardWatcher(out_names, advance):
+    with ProgressBar(config.progress, "token shards", len(pending)) as advance, ShardWatcher(out_names, advance):
         p = make_pipeline(options)
         # a chunk holds at least one full EnCodec batch (a short one is padded with silent rows)
         chunk = max(config.batch_size, plan["acoustic"]["encode"]["batch"])
@@ -409,58 +184,3 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "unknown"
     return out
-
-
-class _progress:
-    """A rich progress bar (or nothing); the context value is an `advance()` callable."""
-
-    def __init__(self, enabled: bool, what: str, total: int) -> None:
-        self.enabled, self.what, self.total = enabled, what, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n=1: None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self.bar = Progress(transient=False, console=Console(stderr=True))  # stdout carries results only
-        self.bar.start()
-        task = self.bar.add_task(self.what, total=self.total)
-        return lambda n=1: self.bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()
-
-
-class _ShardWatcher:
-    """Polls for completion markers while the runner works, whichever runner and wherever it runs."""
-
-    def __init__(self, tars: list[str], advance, interval_s: float = 1.0) -> None:
-        import threading
-
-        self.tars, self.advance, self.interval_s = list(tars), advance, interval_s
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while self.tars and not self.stop.wait(self.interval_s):
-            done = [t for t in self.tars if shards.exists(shards.stats_path(t))]
-            for t in done:
-                self.tars.remove(t)
-            if done:
-                self.advance(len(done))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-        self._loop_once()
-
-    def _loop_once(self) -> None:
-        done = [t for t in self.tars if shards.exists(shards.stats_path(t))]
-        if done:
-            self.advance(len(done))

@@ -111,7 +111,7 @@ class TokenizeBundle(beam.DoFn):
         import torch
 
         from cadenza.devices import resolve_device
-        from cadenza.tokenizers.acoustic import load_acoustic
+        from cadenza.tokenizers.acoustic_loading import load_acoustic
         from cadenza.tokenizers.encode_batch import EncodeVariant
         from cadenza.tokenizers.semantic import load_semantic
 
@@ -165,7 +165,7 @@ class TokenizeBundle(beam.DoFn):
         """("ready", decoded clip with its semantic tokens and codec-rate audio) or ("fail", failure dict)."""
         import librosa
 
-        from cadenza.pipelines.tokenize import decode_audio
+        from cadenza.pipelines.audio_shards import decode_audio
 
         key = sample["__key__"]
         meta = _meta(sample)

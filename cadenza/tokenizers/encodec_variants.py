@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-VARIANTS = ("eager", "fold", "trace", "onnx")
-EXACT = frozenset({"eager", "fold", "trace"})  # the same float ops as eager fp32: the same codes (tested)
+from cadenza.tokenizers.encodec_variant_names import VARIANTS
+
 TRACE_CACHE = 8  # traces (or ONNX sessions) kept per tokenizer (clips are mostly 10 s, so mostly one)
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadenza.training.data import TokenSpec, collate
 from cadenza.training.nll import batch_to
+from cadenza.training.token_samples import collate
+from cadenza.training.token_spec import TokenSpec
 
 
 def mismatch_donors(

@@ -1,7 +1,6 @@
 """Streaming loader over token shards (WebDataset tars written by `cadenza tokenize`).
 
-Every sample holds `semantic.npy` [T_s], `acoustic.npy` [K, T_a], `text.npy` [D] and `json`. The stream is
-built so that a run can be resumed *exactly*:
+The stream is built so that a run can be resumed *exactly*:
 
 - epochs are numbered; in epoch e each reader visits its own shards in an order seeded by (seed, e)
   and runs its own seeded shuffle buffer, so the stream of one (rank, worker) is a pure function of the config;
@@ -12,17 +11,16 @@ built so that a run can be resumed *exactly*:
 Shards are split by node (DDP rank) and by DataLoader worker; with fewer shards than readers the split
 falls back to sample level so no reader starves. Unreadable shards and corrupt samples are counted and
 skipped. A sample whose tokenizer fingerprints differ from the expected ones stops the run.
+
+What a sample holds and how it becomes a batch row is cadenza.training.token_samples.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
-import json
 import logging
 import random
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -33,79 +31,12 @@ import torch
 import webdataset as wds
 from webdataset.tariterators import group_by_keys
 
-from cadenza.shards import find_stats, list_shards, read_json
+from cadenza.shards import find_stats, read_json
 from cadenza.training import tarscan
+from cadenza.training.token_samples import SampleError, collate, crop_aligned, decode_sample
+from cadenza.training.token_spec import TokenSpec
 
 log = logging.getLogger(__name__)
-
-STAGES = ("semantic", "acoustic", "text")
-
-
-class FingerprintMismatch(ValueError):
-    """Shards, manifest or checkpoint were made by different tokenizers."""
-
-
-class SampleError(ValueError):
-    """One sample cannot be used (missing or unreadable member)."""
-
-
-@dataclass
-class TokenSpec:
-    """What the token shards contain, read from TOKENS/manifest.json."""
-
-    semantic_vocab: int
-    semantic_rate: float
-    acoustic_vocab: int
-    acoustic_rate: float
-    num_codebooks: int
-    text_dim: int
-    fingerprints: dict[str, str | None]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TokenSpec:
-        fields = set(cls.__dataclass_fields__)
-        if set(d) != fields:
-            raise ValueError(f"token spec fields: unknown {sorted(set(d) - fields)}, missing {sorted(fields - set(d))}")
-        return cls(**d)
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any], where: str = "manifest") -> TokenSpec:
-        if manifest.get("kind") != "tokens":
-            raise ValueError(f"{where}: not a token manifest (kind={manifest.get('kind')!r})")
-        tok = manifest.get("tokenizers") or {}
-        try:
-            sem, ac = tok["semantic"], tok["acoustic"]
-        except KeyError as exc:
-            raise ValueError(f"{where}: tokenizers.{exc.args[0]} missing") from exc
-        text = tok.get("text") or {}
-        return cls(
-            semantic_vocab=int(sem["vocab_size"]),
-            semantic_rate=float(sem["frame_rate"]),
-            acoustic_vocab=int(ac["vocab_size"]),
-            acoustic_rate=float(ac["frame_rate"]),
-            num_codebooks=int(ac["num_codebooks"]),
-            text_dim=int(text.get("dim") or text.get("embedding_dim") or 384),
-            fingerprints={s: (tok.get(s) or {}).get("fingerprint") for s in STAGES},
-        )
-
-    def check_same(self, other: TokenSpec, what: str) -> None:
-        """Refuse data made by other tokenizers than the ones `self` was made with."""
-        for stage in STAGES:
-            a, b = self.fingerprints.get(stage), other.fingerprints.get(stage)
-            if a != b:
-                raise FingerprintMismatch(f"{what}: {stage} tokenizer fingerprint {b} != expected {a}")
-
-
-def load_token_dir(tokens_dir: str) -> tuple[dict[str, Any], list[str]]:
-    """(manifest, completed shard paths) of a tokenize output dir."""
-    manifest = read_json(f"{tokens_dir.rstrip('/')}/manifest.json")
-    shards = list_shards(f"{tokens_dir.rstrip('/')}/shards")
-    if not shards:
-        raise ValueError(f"{tokens_dir}: no completed token shards in shards/")
-    return manifest, shards
 
 
 def load_weights(path: str | None) -> dict[str, float]:
@@ -123,126 +54,8 @@ def load_weights(path: str | None) -> dict[str, float]:
     return {str(k): float(v) for k, v in weights.items()}
 
 
-_NPY_HEADER = re.compile(r"'descr':\s*'([^']+)',\s*'fortran_order':\s*False,\s*'shape':\s*\(([\d,\s]*)\)")
-
-
-def read_npy(data: bytes) -> np.ndarray:
-    """A .npy payload as a read-only array over `data` (no copy); np.load for anything unusual."""
-    if bytes(data[:6]) == b"\x93NUMPY" and data[6] == 1:
-        hlen = int.from_bytes(data[8:10], "little")
-        m = _NPY_HEADER.search(bytes(data[10 : 10 + hlen]).decode("latin1"))
-        if m and m.group(1)[1:] in ("i2", "i4", "i8", "f2", "f4", "u2"):
-            shape = tuple(int(x) for x in m.group(2).replace(" ", "").split(",") if x)
-            return np.frombuffer(data, dtype=np.dtype(m.group(1)), offset=10 + hlen).reshape(shape)
-    return np.load(io.BytesIO(data), allow_pickle=False)
-
-
-def _npy(raw: dict[str, Any], member: str) -> np.ndarray:
-    if member not in raw:
-        raise SampleError(f"missing member {member}")
-    try:
-        return read_npy(raw[member])
-    except Exception as exc:  # corrupt payloads come in many shapes
-        raise SampleError(f"unreadable {member}: {exc}") from exc
-
-
-def decode_sample(raw: dict[str, Any], spec: TokenSpec, *, check_fingerprints: bool = True) -> dict[str, Any]:
-    """Raw tar sample -> arrays; SampleError when unusable, FingerprintMismatch when foreign."""
-    key = raw.get("__key__", "?")
-    if "json" not in raw:
-        raise SampleError("missing member json")
-    try:
-        meta = json.loads(bytes(raw["json"]))
-    except ValueError as exc:
-        raise SampleError(f"unreadable json: {exc}") from exc
-    if check_fingerprints:
-        fps = meta.get("tokenizers") or {}
-        for stage in ("semantic", "acoustic"):
-            if fps.get(stage) != spec.fingerprints.get(stage):
-                raise FingerprintMismatch(
-                    f"{raw.get('__url__')}: sample {key}: {stage} fingerprint {fps.get(stage)} "
-                    f"!= expected {spec.fingerprints.get(stage)}"
-                )
-    semantic = _npy(raw, "semantic.npy")
-    acoustic = _npy(raw, "acoustic.npy")
-    if semantic.ndim != 1 or acoustic.ndim != 2 or acoustic.shape[0] != spec.num_codebooks:
-        raise SampleError(f"bad shapes semantic {semantic.shape} acoustic {acoustic.shape}")
-    if semantic.size == 0 or acoustic.shape[1] == 0:
-        raise SampleError("empty token streams")
-    # codes index embedding tables: a float, negative or too large code would crash (or silently
-    # misindex) a training step far from the shard that held it
-    vocabs = {"semantic": spec.semantic_vocab, "acoustic": spec.acoustic_vocab}
-    for name, codes in (("semantic", semantic), ("acoustic", acoustic)):
-        vocab = vocabs[name]
-        if codes.dtype.kind not in "iu":
-            raise SampleError(f"{name} tokens have dtype {codes.dtype}, expected integers")
-        # one pass: seen as unsigned, a negative code is huge, so max() alone finds both ends
-        unsigned = codes.view(codes.dtype.str.replace("i", "u")) if codes.dtype.kind == "i" else codes
-        if int(unsigned.max()) >= vocab:
-            lo, hi = int(codes.min()), int(codes.max())
-            raise SampleError(f"{name} tokens out of range [{lo}, {hi}] for vocabulary size {vocab}")
-    text = _npy(raw, "text.npy") if "text.npy" in raw else None
-    if text is not None and text.shape != (spec.text_dim,):
-        raise SampleError(f"text embedding shape {text.shape} != ({spec.text_dim},)")
-    if text is not None and text.dtype.kind != "f":
-        raise SampleError(f"text embedding has dtype {text.dtype}, expected floats")
-    return {
-        "key": key,
-        "ytid": str(meta.get("ytid", key[:11])),
-        "url": raw.get("__url__", ""),
-        "semantic": semantic,
-        "acoustic": acoustic,
-        "text": text,
-    }
-
-
 def _seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little")
-
-
-def crop_aligned(sample: dict[str, Any], spec: TokenSpec, seconds: float, rng: np.random.Generator | None):
-    """Cut the same time window out of both token streams (rng None = from the start)."""
-    ts, ta = len(sample["semantic"]), sample["acoustic"].shape[1]
-    n_s, n_a = max(1, round(seconds * spec.semantic_rate)), max(1, round(seconds * spec.acoustic_rate))
-    start_s = 0
-    if rng is not None and ts > n_s:
-        # start on a semantic frame; the acoustic start is the same instant at its own rate
-        start_s = int(rng.integers(0, ts - n_s + 1))
-    start_a = min(round(start_s / spec.semantic_rate * spec.acoustic_rate), max(0, ta - 1))
-    out = dict(sample)
-    out["semantic"] = sample["semantic"][start_s : start_s + n_s]
-    out["acoustic"] = sample["acoustic"][:, start_a : start_a + n_a]
-    return out
-
-
-def _pad_stack(arrays: list[np.ndarray], length: int) -> np.ndarray:
-    """Stack along a new first axis, zero-padding the last axis to `length` (no padding: one np.stack)."""
-    if all(a.shape[-1] == length for a in arrays):
-        return np.stack(arrays)
-    out = np.zeros((len(arrays), *arrays[0].shape[:-1], length), dtype=arrays[0].dtype)
-    for i, a in enumerate(arrays):
-        out[i, ..., : a.shape[-1]] = a
-    return out
-
-
-def collate(samples: list[dict[str, Any]], spec: TokenSpec) -> dict[str, Any]:
-    """Pad variable lengths; masks are True on real frames. Tokens stay int16 as in the shards (a quarter
-    of the bytes to move to the device); `nll.batch_to` widens them there."""
-    sem_len = torch.tensor([len(s["semantic"]) for s in samples])
-    ac_len = torch.tensor([s["acoustic"].shape[1] for s in samples])
-    ls, la = int(sem_len.max()), int(ac_len.max())
-    texts = [s["text"] if s["text"] is not None else np.zeros(spec.text_dim, np.float16) for s in samples]
-    return {
-        "semantic": torch.from_numpy(_pad_stack([s["semantic"] for s in samples], ls)),
-        "semantic_mask": torch.arange(ls)[None, :] < sem_len[:, None],
-        "acoustic": torch.from_numpy(_pad_stack([s["acoustic"] for s in samples], la)),
-        "acoustic_mask": torch.arange(la)[None, :] < ac_len[:, None],
-        "text": torch.from_numpy(np.stack(texts).astype(np.float32)),
-        "has_text": torch.tensor([s["text"] is not None for s in samples]),
-        "keys": [s["key"] for s in samples],
-        "ytids": [s["ytid"] for s in samples],
-        "urls": [s["url"] for s in samples],
-    }
 
 
 @dataclass

@@ -24,10 +24,11 @@ from cadenza.config import from_dict_strict
 from cadenza.training import gen_metrics as gm
 from cadenza.training import token_metrics as tm
 from cadenza.training.caption_gain import CaptionGain
-from cadenza.training.data import LoaderConfig, TokenSpec, TokenStream, load_token_dir, make_loader
+from cadenza.training.data import LoaderConfig, TokenStream, make_loader
 from cadenza.training.embeddings import make_embedder
 from cadenza.training.nll import heldout_nll
 from cadenza.training.sampler import SampleConfig, default_decoder, generate, run_random_weights, write_outputs
+from cadenza.training.token_spec import TokenSpec, load_token_dir
 
 log = logging.getLogger(__name__)
 GROUPINGS = ("region", "genre", "instrument", "language", "vocal_gender")

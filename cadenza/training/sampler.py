@@ -19,9 +19,9 @@ import torch
 
 from cadenza.config import from_dict_strict
 from cadenza.training.audio_out import write_spectrogram, write_wav
-from cadenza.training.data import FingerprintMismatch, TokenSpec
 from cadenza.training.delay import undelay
 from cadenza.training.model import KVCache, MusicLM, StageLM
+from cadenza.training.token_spec import FingerprintMismatch, TokenSpec
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def default_decoder(run_dir: Path, codec_weights: str | None, codec_random_init:
     manifest = json.loads((run_dir / "tokens_manifest.json").read_text())
     if manifest["tokenizers"]["acoustic"].get("name") == "synthetic":
         return ToneDecoder()
-    from cadenza.tokenizers.acoustic import load_acoustic_for_tokens
+    from cadenza.tokenizers.acoustic_loading import load_acoustic_for_tokens
 
     tokens_dir = json.loads((run_dir / "config.json").read_text())["shards"]
     return load_acoustic_for_tokens(tokens_dir, weights=codec_weights, random_init=codec_random_init)

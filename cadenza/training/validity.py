@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from cadenza.training import checkpoint as ckpt_io
-from cadenza.training.data import TokenSpec
 from cadenza.training.model import MusicLM
+from cadenza.training.token_spec import TokenSpec
 
 MODELS = ("perfect", "trained", "shuffled", "untrained")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza.tokenizers.acoustic import load_acoustic
+from cadenza.tokenizers.acoustic_loading import load_acoustic
 from cadenza.tokenizers.encode_batch import EncodeVariant
 
 

@@ -55,7 +55,7 @@ def test_codec_eval_finds_a_planted_group(trained_codec, tmp_path):
 
 
 def test_codec_eval_of_a_random_codec_is_labelled(tmp_path):
-    from cadenza.tokenizers.acoustic import load_acoustic, save_codec
+    from cadenza.tokenizers.acoustic_loading import load_acoustic, save_codec
 
     tok = load_acoustic("encodec_24khz", random_init=True, small=True, bandwidth=1.5)
     save_codec(tok, str(tmp_path / "random-codec"))

@@ -12,7 +12,7 @@ import torch
 from conftest import SR, TEST_STEPS, styled_clips
 
 from cadenza.codec.trainer import CodecRunExists, CodecTrainConfig, random_init_codec, reconstruct, train_codec
-from cadenza.tokenizers.acoustic import load_acoustic
+from cadenza.tokenizers.acoustic_loading import load_acoustic
 
 
 def _two_clips(sample_rate: int) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from cadenza.demo import styles, synth
+from cadenza.demo import style_renderers, styles, synth
 from cadenza.musiccaps.csvload import parse_aspect_list
 from cadenza.musiccaps.ontology import load_ontology
 from cadenza.musiccaps.schema import MID_RE
@@ -46,7 +46,7 @@ def features(x: np.ndarray, sr: int = SR) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[np.ndarray]]:
-    return {s: [synth.render(s, seed, DUR, SR) for seed in SEEDS] for s in synth.RENDERERS}
+    return {s: [synth.render(s, seed, DUR, SR) for seed in SEEDS] for s in style_renderers.RENDERERS}
 
 
 def test_render_is_deterministic_and_seeded(rendered):
@@ -101,7 +101,7 @@ def test_unknown_style_is_a_clear_error():
 
 
 def test_every_style_has_metadata_and_a_renderer():
-    assert set(styles.STYLES) == set(synth.RENDERERS)
+    assert set(styles.STYLES) == set(style_renderers.RENDERERS)
     for s in styles.STYLES.values():
         assert "Music" in s.labels and len(s.captions) >= 2 and s.share > 0
 

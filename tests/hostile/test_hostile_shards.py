@@ -22,14 +22,7 @@ import torch
 
 from cadenza.pipelines.tokenize_dofns import CLIPS, COUNT, ReadAudioShard, TokenizeBundle
 from cadenza.shards import iter_tar_samples, list_shards, write_json_atomic
-from cadenza.training.data import (
-    FingerprintMismatch,
-    LoaderConfig,
-    TokenSpec,
-    TokenStream,
-    load_token_dir,
-    make_loader,
-)
+from cadenza.training.data import LoaderConfig, TokenStream, make_loader
 from cadenza.training.synthetic import (
     ACOUSTIC_VOCAB,
     CODEBOOKS,
@@ -37,6 +30,7 @@ from cadenza.training.synthetic import (
     make_synthetic_tokens,
     spec_manifest,
 )
+from cadenza.training.token_spec import FingerprintMismatch, TokenSpec, load_token_dir
 
 torch.set_num_threads(1)
 
@@ -355,7 +349,7 @@ def test_kmeans_clip_loading_keeps_what_it_can_read(tmp_path, case):
     gives its clips up to the break and the fit goes on (the tokenize pass records the shard)."""
     import soundfile as sf
 
-    from cadenza.pipelines.tokenize import load_clips, select_clips
+    from cadenza.pipelines.audio_shards import load_clips, select_clips
 
     def flac(seed: int) -> bytes:
         buf = io.BytesIO()

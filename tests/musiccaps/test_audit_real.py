@@ -9,7 +9,7 @@ import re
 import pytest
 
 from cadenza.musiccaps.audit import AuditConfig, load_assignments, run_audit
-from cadenza.musiccaps.audit.taxonomy import GROUPINGS
+from cadenza.musiccaps.audit.groupings import GROUPINGS
 from cadenza.musiccaps.csvload import load_musiccaps
 from cadenza.musiccaps.ontology import load_ontology
 

@@ -18,7 +18,7 @@ from cadenza.musiccaps.audit.survival import (
     survival_from_available,
     survival_from_ingest,
 )
-from cadenza.musiccaps.audit.taxonomy import load_taxonomy
+from cadenza.musiccaps.audit.taxonomy_file import load_taxonomy
 from cadenza.musiccaps.audit.weights import flatten_weights, load_weights, weighted_shares, write_weights
 from cadenza.musiccaps.schema import ClipRecord
 from cadenza.shards import FailureRecord, failures_jsonl, shard_name, write_json_atomic, write_shard

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cadenza.musiccaps.audit.taxonomy import GROUPINGS, PhraseMatcher, TaxonomyError, load_taxonomy, parse_taxonomy
+from cadenza.musiccaps.audit.groupings import GROUPINGS, TaxonomyError
+from cadenza.musiccaps.audit.phrase_match import PhraseMatcher
+from cadenza.musiccaps.audit.taxonomy_file import load_taxonomy, parse_taxonomy
 from cadenza.musiccaps.ontology import Ontology, load_ontology
 from cadenza.musiccaps.schema import ClipRecord
 

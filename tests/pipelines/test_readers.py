@@ -48,7 +48,7 @@ def outputs(media_dir, tmp_path_factory):  # noqa: F811
     """(ingest dir, tokens dir, audit dir) of real pipeline runs."""
     from cadenza.musiccaps import load_musiccaps
     from cadenza.musiccaps.audit.run import write_assignments
-    from cadenza.musiccaps.audit.taxonomy import load_taxonomy
+    from cadenza.musiccaps.audit.taxonomy_file import load_taxonomy
 
     d = tmp_path_factory.mktemp("readers")
     csv = write_csv(d / "mc.csv", [(y, s, e, CAPTIONS.get(y, "A calm chord.")) for y, s, e in ROWS])

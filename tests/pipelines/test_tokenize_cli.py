@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from cadenza import shards
 from cadenza.cli import app
-from cadenza.tokenizers.acoustic import load_acoustic, synthetic_calibration_audio
+from cadenza.tokenizers.acoustic_loading import load_acoustic
+from cadenza.tokenizers.random_codec import synthetic_calibration_audio
 from cadenza.tokenizers.semantic import KMeansModel
 
 torch.set_num_threads(1)  # one thread: faster than two on a shared 2-core box, and codes depend on it
@@ -66,7 +67,7 @@ def test_missing_inputs_are_one_line_errors(tmp_path):
 
 def test_onnx_variant_is_named_in_the_manifest_fingerprint(small_audio_dir, tmp_path):
     pytest.importorskip("onnxruntime")
-    from cadenza.tokenizers.acoustic import load_acoustic_for_tokens
+    from cadenza.tokenizers.acoustic_loading import load_acoustic_for_tokens
 
     out = tmp_path / "tokens"
     result = CliRunner().invoke(app, [

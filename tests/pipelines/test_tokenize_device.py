@@ -12,7 +12,7 @@ import torch
 
 from cadenza import shards
 from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
-from cadenza.tokenizers.acoustic import load_acoustic_for_tokens
+from cadenza.tokenizers.acoustic_loading import load_acoustic_for_tokens
 from cadenza.tokenizers.base import TokenizerMismatchError
 
 torch.set_num_threads(1)
@@ -32,7 +32,7 @@ def acoustic_codes(out) -> dict[str, np.ndarray]:
 def clip_audio(audio_dir: str, rate: int) -> dict[str, np.ndarray]:
     import librosa
 
-    from cadenza.pipelines.tokenize import decode_audio
+    from cadenza.pipelines.audio_shards import decode_audio
 
     out = {}
     for tar in shards.list_shards(f"{audio_dir}/shards"):
@@ -93,8 +93,9 @@ def test_tokenize_cuda_where_there_is_none_is_one_line_exit_2(small_audio_dir, t
 
 def test_a_clip_that_fails_in_a_batched_call_fails_alone():
     from cadenza.pipelines.tokenize_dofns import TokenizeBundle
-    from cadenza.tokenizers.acoustic import load_acoustic, synthetic_calibration_audio
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
     from cadenza.tokenizers.encode_batch import EncodeVariant
+    from cadenza.tokenizers.random_codec import synthetic_calibration_audio
 
     bundle = TokenizeBundle({}, "tokens")
     bundle.acoustic = load_acoustic("encodec_24khz", random_init=True, small=True, optimize="fold",

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from cadenza import shards
-from cadenza.pipelines.tokenize import TokenizeConfig, check_manifest_tokenizers, fit_kmeans, run_tokenize
-from cadenza.tokenizers.acoustic import load_acoustic_for_tokens
+from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
+from cadenza.pipelines.tokenizer_setup import check_manifest_tokenizers, fit_kmeans
+from cadenza.tokenizers.acoustic_loading import load_acoustic_for_tokens
 from cadenza.tokenizers.base import TokenizerMismatchError
 
 torch.set_num_threads(1)  # one thread: faster than two on a shared 2-core box, and codes depend on it

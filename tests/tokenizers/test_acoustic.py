@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza.tokenizers.acoustic import (
-    CODECS,
-    AcousticWeightsError,
-    CodecSpec,
-    load_acoustic,
-    synthetic_calibration_audio,
-)
+from cadenza.tokenizers.acoustic import CODECS, AcousticWeightsError, CodecSpec
+from cadenza.tokenizers.acoustic_loading import load_acoustic
 from cadenza.tokenizers.base import AcousticTokenizer
+from cadenza.tokenizers.random_codec import synthetic_calibration_audio
 
 torch.set_num_threads(1)  # one thread: faster than two on a shared 2-core box, and codes depend on it
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza.tokenizers.acoustic import load_acoustic, synthetic_calibration_audio
+from cadenza.tokenizers.acoustic_loading import load_acoustic
 from cadenza.tokenizers.encode_batch import EncodeVariant, batch_plan, pad_step
+from cadenza.tokenizers.random_codec import synthetic_calibration_audio
 
 torch.set_num_threads(1)  # codes depend on the thread count; the tests compare like with like
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza.tokenizers.acoustic import load_acoustic, synthetic_calibration_audio
-from cadenza.tokenizers.encodec_variants import EXACT, VARIANTS
+from cadenza.tokenizers.acoustic_loading import load_acoustic
+from cadenza.tokenizers.encodec_variant_names import EXACT, VARIANTS
+from cadenza.tokenizers.random_codec import synthetic_calibration_audio
 
 APPROXIMATE = sorted(set(VARIANTS) - EXACT)
 

@@ -81,7 +81,7 @@ def test_embedding_choices(tmp_path):
 
 
 def test_encodec_embeddings_follow_the_codes():
-    from cadenza.tokenizers.acoustic import load_acoustic
+    from cadenza.tokenizers.acoustic_loading import load_acoustic
 
     codec = load_acoustic("encodec_24khz", random_init=True, small=True, optimize="eager")
     embed = make_embedder("encodec", codec)
@@ -112,10 +112,11 @@ def test_caption_gain_is_zero_for_a_model_that_ignores_text_and_not_otherwise(tm
     import torch
 
     from cadenza.training.caption_gain import CaptionGain
-    from cadenza.training.data import LoaderConfig, TokenSpec, TokenStream, load_token_dir
+    from cadenza.training.data import LoaderConfig, TokenStream
     from cadenza.training.evaluate import _clips
     from cadenza.training.model import MusicLM
     from cadenza.training.synthetic import make_synthetic_tokens
+    from cadenza.training.token_spec import TokenSpec, load_token_dir
 
     manifest = make_synthetic_tokens(tmp_path / "tok", clips=8, shards=1, distinct_styles=True)
     spec = TokenSpec.from_manifest(manifest)

@@ -14,15 +14,9 @@ import pytest
 import torch
 
 from cadenza.shards import iter_tar_samples, list_shards, write_shard
-from cadenza.training.data import (
-    FingerprintMismatch,
-    LoaderConfig,
-    TokenSpec,
-    TokenStream,
-    load_token_dir,
-    make_loader,
-)
+from cadenza.training.data import LoaderConfig, TokenStream, make_loader
 from cadenza.training.synthetic import make_synthetic_tokens
+from cadenza.training.token_spec import FingerprintMismatch, TokenSpec, load_token_dir
 
 torch.set_num_threads(1)
 

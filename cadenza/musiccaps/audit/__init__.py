@@ -4,9 +4,9 @@ Code outside this package uses only the names below; the modules inside are the 
 """
 
 from cadenza.musiccaps.audit.chain_report import ChainInputError, write_chain_report
+from cadenza.musiccaps.audit.groupings import TaxonomyError
 from cadenza.musiccaps.audit.run import AuditConfig, load_assignments, run_audit
 from cadenza.musiccaps.audit.stats import benjamini_hochberg
-from cadenza.musiccaps.audit.taxonomy import TaxonomyError
 
 __all__ = [
     "AuditConfig",

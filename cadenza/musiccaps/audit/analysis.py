@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from cadenza.musiccaps.audit.groupings import GROUPINGS, ROLLUPS, UNSPECIFIED
 from cadenza.musiccaps.audit.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
-from cadenza.musiccaps.audit.taxonomy import GROUPINGS, ROLLUPS, UNSPECIFIED, Assignment, Taxonomy
+from cadenza.musiccaps.audit.taxonomy import Assignment, Taxonomy
 from cadenza.musiccaps.splits import split_of
 
 COVERAGE_SPLITS = ("balanced", "audioset_eval", "audioset_train")

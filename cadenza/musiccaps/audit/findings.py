@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cadenza.musiccaps.audit.groupings import GROUPINGS
 from cadenza.musiccaps.audit.stats import ratio_text
-from cadenza.musiccaps.audit.taxonomy import GROUPINGS, Taxonomy
+from cadenza.musiccaps.audit.taxonomy import Taxonomy
 
 
 def _pct(x: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from cadenza.musiccaps.audit.groupings import GROUPINGS
 from cadenza.musiccaps.audit.ranking import ROLLUP_LABELS, forest_tests
 from cadenza.musiccaps.audit.report_html import CSS as _CSS
 from cadenza.musiccaps.audit.report_html import ERROR_JS, IMAGES_CHECK_JS, SORT_JS
@@ -17,7 +18,7 @@ from cadenza.musiccaps.audit.report_html import figure as _figure
 from cadenza.musiccaps.audit.report_html import pct as _pct
 from cadenza.musiccaps.audit.report_html import table as _table
 from cadenza.musiccaps.audit.report_summary import appendix_section, rule_section, summary_section
-from cadenza.musiccaps.audit.taxonomy import GROUPINGS, Assignment, Taxonomy
+from cadenza.musiccaps.audit.taxonomy import Assignment, Taxonomy
 
 METRICS_SCHEMA = """
 schema_version: 1

@@ -26,8 +26,10 @@ from cadenza.musiccaps.audit.analysis import (
     survival_by_group,
 )
 from cadenza.musiccaps.audit.findings import build_findings
+from cadenza.musiccaps.audit.groupings import GROUPINGS, REGION_RULES
 from cadenza.musiccaps.audit.sensitivity import region_sensitivity
-from cadenza.musiccaps.audit.taxonomy import GROUPINGS, REGION_RULES, Assignment, Taxonomy, load_taxonomy
+from cadenza.musiccaps.audit.taxonomy import Assignment, Taxonomy
+from cadenza.musiccaps.audit.taxonomy_file import load_taxonomy
 
 METRICS_SCHEMA_VERSION = 1
 

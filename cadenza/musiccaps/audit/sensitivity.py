@@ -13,8 +13,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from cadenza.musiccaps.audit.groupings import UNSPECIFIED
 from cadenza.musiccaps.audit.stats import wilson
-from cadenza.musiccaps.audit.taxonomy import UNSPECIFIED, Assignment, Taxonomy
+from cadenza.musiccaps.audit.taxonomy import Assignment, Taxonomy
 
 COMPARED_RULES = ("explicit", "both")  # the two readings a reviewer compares
 RULE_TEXT = {

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cadenza.musiccaps.audit.taxonomy import UNSPECIFIED, Assignment
+from cadenza.musiccaps.audit.groupings import UNSPECIFIED
+from cadenza.musiccaps.audit.taxonomy import Assignment
 
 
 def primary_groups(assignments: Sequence[Assignment], grouping: str) -> list[str]:
