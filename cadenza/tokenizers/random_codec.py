@@ -1,4 +1,4 @@
-"""A random-weight EnCodec for tests and the demo, its codebooks fitted so that its codes mean something.
+"""A random-weight EnCodec: for unit tests and as the baseline a trained codec must beat (labelled random_weights).
 
 A freshly initialised `EncodecModel` has all-zero codebooks (every code would be 0), so its codebooks are
 initialised by k-means over encoder outputs on sample audio, as EnCodec's own training does on its first
