@@ -34,7 +34,7 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and of the segments drawn."),
     frame_locked_weight: float = typer.Option(
         None, "--frame-locked-weight", help="Weight of the loss on the decode's pattern repeated every frame (the "
-        "75 Hz buzz every decode shares); 0 (the default) turns it off."),
+        "75 Hz buzz every decode shares); default 1, 0 turns it off."),
     as_json: bool = typer.Option(False, "--json", help="Print the training record as one JSON document."),
 ) -> None:
     """Train EnCodec (transformers' EncodecModel, the class of Meta's weights) on audio shards.

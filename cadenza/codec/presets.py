@@ -26,9 +26,10 @@ class CodecPreset:
 
 
 PRESETS: dict[str, CodecPreset] = {
-    # ~0.7 M parameters, 4 codebooks (3 kbps): minutes on two cores, for the demo and tests
+    # ~0.7 M parameters, 4 codebooks (3 kbps): minutes on two cores, for the demo and tests; 800 steps, because
+    # at 400 the decodes of two clips still correlate up to ~0.8 (README, "Limits of a CPU-trained codec")
     "demo": CodecPreset({"num_filters": 8, "hidden_size": 64, "num_lstm_layers": 1, "target_bandwidths": [1.5, 3.0]},
-                        3.0, 400, 8, 0.5, 1e-3, "narrow 24 kHz EnCodec sized for a CPU demo"),
+                        3.0, 800, 8, 0.5, 1e-3, "narrow 24 kHz EnCodec sized for a CPU demo"),
     # ~2.9 M parameters, 8 codebooks (6 kbps): an hour-scale CPU run on a real corpus
     "small": CodecPreset({"num_filters": 16, "hidden_size": 128, "num_lstm_layers": 1,
                           "target_bandwidths": [1.5, 3.0, 6.0]}, 6.0, 20_000, 16, 1.0, 1e-3,

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 RECORD = "codec.json"
 LOSS_WEIGHTS = {"mel": 1.0, "stft": 1.0, "l1": 1.0, "commitment": 1.0}  # frame_locked: the config's
-FRAME_LOCKED_WEIGHT = 0.0  # off: see README (it trades log-mel L1 for less buzz)
+FRAME_LOCKED_WEIGHT = 1.0  # see README: decodes stop sharing the frame-rate buzz, for ~10% more log-mel L1
 WARMUP_STEPS = 20
 INIT_BATCH = 2**31  # the (seed, step) of the batch the data-dependent init sees: never a training step
 
@@ -93,7 +93,7 @@ class CodecTrainConfig:
                "segment_seconds": self.segment_seconds or p.segment_seconds, "lr": self.lr or p.lr}
         if self.frame_locked_weight < 0:
             raise ValueError(f"frame-locked loss weight must be >= 0, got {self.frame_locked_weight}")
-        if self.frame_locked_weight:  # only when on: runs from before the term existed keep their settings
+        if self.frame_locked_weight:  # only when on: runs without the term keep the settings they had
             out["frame_locked_weight"] = self.frame_locked_weight
         if out["steps"] < 1 or out["batch_size"] < 1 or out["segment_seconds"] <= 0 or out["lr"] <= 0:
             raise ValueError(f"steps, batch size, segment seconds and lr must be positive, got {out}")
