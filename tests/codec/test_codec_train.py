@@ -57,11 +57,10 @@ def test_trained_codec_decodes_different_clips_differently(trained_codec):
                              ClipSet(["a", "b"], clips, tok.sample_rate))
     ra, rb = (reconstruct(rand, x, 3.0) for x in clips)
     assert np.corrcoef(ra[:n], rb[:n])[0, 1] > 0.99 > trained_corr
-    # the same on the first two held-out clips of its validation. The bound is loose: after a few hundred
-    # CPU steps every decode still carries a buzz at the 75 Hz frame rate, in phase across clips (the demo
-    # codec's own figure is in codec.json; the README says so)
+    # the same on every pair of held-out clips of its validation: the bound. Without the frame-locked
+    # loss every decode carries one buzz at the 75 Hz frame rate and some pairs correlate ~0.8 (README)
     assert record["random_init_baseline"]["decode_correlation_first_two"] > 0.99
-    assert record["heldout"]["decode_correlation_first_two"] < 0.9
+    assert record["heldout"]["decode_correlation_max"] < 0.5, record["heldout"]
 
 
 @pytest.mark.slow
