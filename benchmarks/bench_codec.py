@@ -1,6 +1,6 @@
 """Codec training: held-out reconstruction against training steps, and training throughput.
 
-    PYTHONPATH=. python benchmarks/bench_codec.py [--steps 400] [--clips 28] [--threads 1] [--frame-locked-weight W]
+    PYTHONPATH=. python benchmarks/bench_codec.py [--steps 800] [--clips 28] [--threads 1] [--frame-locked-weight W]
 
 Audio: the demo's synthesised styles, 10 s clips in 4 shards (the last held out). Prints held-out log-mel
 L1 every --val-every steps as a ratio to the random-init codec the run starts from (measured in the same
