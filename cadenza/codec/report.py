@@ -14,13 +14,13 @@ LABELS = {"log_mel_l1": "log-mel L1 (lower is better)", "stft_distance": "multi-
 
 
 def plot_groups(out: Path, grouping: str, groups: dict[str, Any], overall: dict[str, Any], metric: str) -> str:
-    """Mean and 95% CI per group, the overall mean as a line, flagged groups in red."""
+    """Mean and 95% CI per group, the overall mean as a line, groups significantly worse on `metric` in red."""
     plt = pyplot()
     names = sorted(groups, key=lambda g: groups[g][metric]["mean"])
     means = [groups[g][metric]["mean"] for g in names]
     lo = [m - groups[g][metric]["ci_low"] for g, m in zip(names, means, strict=True)]
     hi = [groups[g][metric]["ci_high"] - m for g, m in zip(names, means, strict=True)]
-    colors = ["tab:red" if groups[g].get("flag") else "tab:blue" for g in names]
+    colors = ["tab:red" if metric in groups[g].get("worse_on", ()) else "tab:blue" for g in names]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
     ax.barh([f"{g} (n={groups[g]['n']})" for g in names], means, xerr=[lo, hi], color=colors, capsize=3)
     ax.axvline(overall[metric]["mean"], color="black", linestyle="--", linewidth=1, label="all clips")
@@ -53,13 +53,14 @@ def _ci(entry: dict[str, Any]) -> str:
 def group_rows(groups: dict[str, Any]) -> str:
     rows = []
     for name, e in sorted(groups.items()):
-        flag = "<b style='color:#b00'>worse</b>" if e.get("flag") else ""
+        worse = ", ".join(LABELS[m].split(" (")[0] for m in e.get("worse_on", []))
+        flag = f"<b style='color:#b00'>worse: {html.escape(worse)}</b>" if e.get("flag") else ""
         q = "" if e.get("q") is None else cell(e["q"])
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{e['n']}</td>"
                     + "".join(f"<td>{_ci(e[m])}</td>" for m in METRIC_DIRECTION)
                     + f"<td>{cell(e['codebooks']['entropy_kbps'])}</td><td>{q}</td><td>{flag}</td></tr>")
     head = ("<tr><th>group</th><th>clips</th>" + "".join(f"<th>{LABELS[m]}</th>" for m in METRIC_DIRECTION)
-            + "<th>entropy kbps</th><th>q</th><th></th></tr>")
+            + "<th>entropy kbps</th><th>q (lowest)</th><th></th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
@@ -69,8 +70,13 @@ def write_codec_report(out: Path, metrics: dict[str, Any]) -> list[str]:
     plots = [plot_codebooks(out, overall)]
     sections = []
     for grouping, groups in (metrics.get("by_group") or {}).items():
-        plots.append(plot_groups(out, grouping, groups, overall, "log_mel_l1"))
-        sections.append(f"<h2>By {html.escape(grouping)}</h2><img src='{plots[-1]}'>{group_rows(groups)}")
+        # log-mel always; another distance where some group of this grouping is worse on it
+        shown = ["log_mel_l1"] + [m for m in METRIC_DIRECTION if m != "log_mel_l1"
+                                  and any(m in e.get("worse_on", ()) for e in groups.values())]
+        names = [plot_groups(out, grouping, groups, overall, m) for m in shown]
+        plots.extend(names)
+        images = "".join(f"<img src='{n}'>" for n in names)
+        sections.append(f"<h2>By {html.escape(grouping)}</h2>{images}{group_rows(groups)}")
     codec = metrics["codec"]
     banner = ("<p style='background:#b00;color:#fff;padding:8px'>RANDOM-WEIGHT CODEC: for tests only, its "
               "reconstructions are not meaningful</p>") if metrics.get("random_weights") else ""

@@ -10,6 +10,7 @@ import pytest
 from conftest import SR, clip_key, styled_clips, write_audio_dir
 
 from cadenza.codec.evaluate import CodecEvalConfig, evaluate_codec
+from cadenza.codec.losses import METRIC_DIRECTION
 
 
 def _crackle(seed: int, seconds: float = 4.0) -> np.ndarray:
@@ -44,9 +45,14 @@ def test_codec_eval_finds_a_planted_group(trained_codec, tmp_path):
     assert len(levels) == 4 and all(0 < lv["used"] <= 1 and lv["entropy_bits"] > 1 for lv in levels)
     region = metrics["by_group"]["region"]
     assert region["planted"]["flag"] is True and region["music"]["flag"] is False
-    assert region["planted"]["log_mel_l1"]["mean"] > region["music"]["log_mel_l1"]["ci_high"]
-    assert metrics["flagged"] == [{"grouping": "region", "group": "planted",
-                                   "log_mel_l1": region["planted"]["log_mel_l1"]["mean"], "q": region["planted"]["q"]}]
+    worse_on = region["planted"]["worse_on"]
+    assert worse_on and region["music"]["worse_on"] == []
+    for m in worse_on:  # every metric it is flagged on really is worse, beyond the music's CI
+        beyond = (region["planted"][m]["mean"] > region["music"][m]["ci_high"] if METRIC_DIRECTION[m] == "lower"
+                  else region["planted"][m]["mean"] < region["music"][m]["ci_low"])
+        assert beyond, (m, region["planted"][m], region["music"][m])
+    assert metrics["flagged"] == [{"grouping": "region", "group": "planted", "worse_on": worse_on,
+                                   "q": region["planted"]["q"], **{m: region["planted"][m]["mean"] for m in worse_on}}]
     out = Path(tmp_path / "eval")
     assert len((out / "clips.jsonl").read_text().splitlines()) == 18
     html = (out / "report.html").read_text()
