@@ -83,6 +83,18 @@ def _mute_other_threads() -> object:
 Handler = Callable[[int], None]
 _handlers: list[Handler] = []  # the innermost stage's handler is last; the watcher calls it
 _watching = threading.Event()
+_stopping = threading.Event()  # set once the watcher has taken a signal
+
+
+def _quiet_when_stopping(default: Callable[[threading.ExceptHookArgs], object]):
+    """A thread's uncaught exception is dropped once a stop signal has arrived: a child that the signal
+    reached first (Beam starts its SDK workers through /bin/sh, which unblocks signals) dies of it, and the
+    runner's thread would print a traceback in the instant before the watcher mutes the process."""
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if _stopping.is_set() or set(SIGNALS) & signal.sigpending():
+            return
+        default(args)
+    return hook
 
 
 def at_once(signum: int) -> None:
@@ -109,6 +121,8 @@ def signals_to_watcher() -> Iterator[None]:
         yield
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    previous_hook = threading.excepthook
+    threading.excepthook = _quiet_when_stopping(previous_hook)
     done = threading.Event()
 
     def watch() -> None:
@@ -116,6 +130,7 @@ def signals_to_watcher() -> Iterator[None]:
             signum = signal.sigwait(SIGNALS)
             if done.is_set():  # woken by the body's end (below), not by a user
                 return
+            _stopping.set()
             (_handlers[-1] if _handlers else at_once)(signum)
 
     watcher = threading.Thread(target=watch, name="signal-watcher", daemon=True)
@@ -129,6 +144,8 @@ def signals_to_watcher() -> Iterator[None]:
         signal.pthread_kill(watcher.ident, signal.SIGINT)  # type: ignore[arg-type]
         watcher.join(5)
         _watching.clear()
+        threading.excepthook = previous_hook
+        _stopping.clear()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
