@@ -26,7 +26,7 @@ from cadenza.sources import SourceError
 
 # a group is flagged when it is reconstructed worse than the rest on any of these. log-mel alone misses a
 # codec that renders every input as broadband noise: noise-like inputs then score like music on it
-FLAG_METRICS = ("log_mel_l1", "stft_distance", "si_snr")
+FLAG_METRICS = tuple(METRIC_DIRECTION)  # log-mel L1, STFT distance, SI-SNR
 FLAG_Q = 0.05
 
 
