@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	# CPU torch from this machine's disk first; a bare `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,dags,onnx,dask]'
-	$(PY) -c "from cadenza.ffmpeg import ensure_ffmpeg; print('ffmpeg:', ensure_ffmpeg())"
+	$(PY) -c "from cadenza.common.ffmpeg import ensure_ffmpeg; print('ffmpeg:', ensure_ffmpeg())"
 	touch $(STAMP)
 
 setup: $(STAMP)

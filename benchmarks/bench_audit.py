@@ -43,9 +43,9 @@ def main() -> int:
         print(f"skip: no MusicCaps CSV at {args.csv}")
         return 0
 
-    from cadenza.musiccaps.audit import AuditConfig, run_audit
-    from cadenza.musiccaps.audit.run import audit_assignments
-    from cadenza.musiccaps.audit.taxonomy_file import load_taxonomy
+    from cadenza.audit import AuditConfig, run_audit
+    from cadenza.audit.run import audit_assignments
+    from cadenza.audit.taxonomy_file import load_taxonomy
     from cadenza.musiccaps.csvload import load_musiccaps
     from cadenza.musiccaps.ontology import load_ontology
 

@@ -24,12 +24,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from cadenza import shards
 from cadenza.codec.data import audio_shard_paths, load_clip_set, segment_batch
 from cadenza.codec.presets import encodec_config, preset
 from cadenza.codec.trainer import CodecTrainConfig, train_codec
 from cadenza.demo.styles import STYLES
 from cadenza.demo.synth import render
+from cadenza.formats import shards
 
 SR = 32_000
 

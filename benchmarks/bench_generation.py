@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cadenza import orchestration as orch
+from cadenza import stages as orch
 from cadenza.demo import run as demo_run
 from cadenza.demo.dataset import MANIFEST_NAME, build_demo_dataset
 
@@ -51,9 +51,9 @@ def main() -> None:
     ap.add_argument("--random-codec", action="store_true", help="skip codec training (audio metrics meaningless)")
     args = ap.parse_args()
 
-    from cadenza.mediaserver import MediaServer
-    from cadenza.training.evaluate import EvalConfig, load_labels
-    from cadenza.training.validity import run_validity
+    from cadenza.evaluation.evaluate import EvalConfig, load_labels
+    from cadenza.evaluation.validity import run_validity
+    from cadenza.testing.mediaserver import MediaServer
 
     root = Path(args.out).resolve()
     d = orch.stage_dirs(root)

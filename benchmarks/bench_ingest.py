@@ -1,7 +1,7 @@
 """Ingest throughput: the Beam pipeline against a plain sequential loop, in the same process.
 
 Both do the same work per clip (yt-dlp fetch over loopback, ffmpeg decode, clip, mono, resample,
-quality stats, FLAC encode; `cadenza.pipelines.clipjob.process_clip`). Two cases:
+quality stats, FLAC encode; `cadenza.pipelines.ingest.clipjob.process_clip`). Two cases:
 
 - CPU-bound: the loopback server answers at once; the pipeline can only win by using the cores.
 - Network-bound: every request waits `--latency` seconds (about what YouTube costs); the pipeline
@@ -26,12 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from cadenza.ffmpeg import ensure_ffmpeg
-from cadenza.mediaserver import MediaServer, write_media
+from cadenza.common.ffmpeg import ensure_ffmpeg
 from cadenza.musiccaps import load_musiccaps
-from cadenza.pipelines.clipjob import process_clip
-from cadenza.pipelines.fetch import Fetcher
-from cadenza.pipelines.ingest import IngestConfig, run_ingest
+from cadenza.pipelines.ingest.clipjob import process_clip
+from cadenza.pipelines.ingest.fetch import Fetcher
+from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
+from cadenza.testing.mediaserver import MediaServer, write_media
 
 HEADER = "ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,is_audioset_eval"
 

@@ -47,9 +47,9 @@ def write_inputs(root: Path, rows: int) -> tuple[Path, dict[str, str]]:
 
 def one_run(rows: int, latency: tuple[float, float], work: Path) -> dict:
     """In this process: serve, ingest, account for every row. Returns the figures."""
-    from cadenza.mediaserver import MediaServer, write_media
-    from cadenza.pipelines.ingest import IngestConfig, run_ingest
-    from cadenza.shards import iter_tar_samples, list_shards, read_failures, read_json, stats_path
+    from cadenza.formats.shards import iter_tar_samples, list_shards, read_failures, read_json, stats_path
+    from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
+    from cadenza.testing.mediaserver import MediaServer, write_media
 
     media = work / "media"
     if not (media / f"{SOURCE}.m4a").exists():

@@ -5,7 +5,7 @@
 Media for every ytid is synthesised (benchmarks/rehearsal_media.py: m4a, webm and mp4, the 10 s window
 inside a longer file, cached in WORK/media) and served by the loopback media server with 50-300 ms of
 latency per request and about 5% faults (404, 410, 429-then-200, truncated bodies). Then the chain's
-named stages (cadenza.orchestration), each in a fresh process: ingest -> codec_train (a short `demo`
+named stages (cadenza.stages), each in a fresh process: ingest -> codec_train (a short `demo`
 preset run) -> tokenize (that codec, MFCC k-means, MiniLM) -> audit (with survival from the ingest) ->
 train (a short run of the `small` model on all token shards but the last) -> evaluate (on the last).
 
@@ -51,7 +51,7 @@ def log(msg: str) -> None:
 
 
 def stage_body(name: str, p: dict[str, Any]) -> dict[str, Any]:
-    from cadenza import orchestration as orch
+    from cadenza import stages as orch
 
     d = p["dirs"]
     if name == "media":
@@ -128,8 +128,8 @@ def auto_shard_size(rows: int) -> int:
 
 
 def rehearse(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from cadenza import orchestration as orch
-    from cadenza.mediaserver import MediaServer
+    from cadenza import stages as orch
+    from cadenza.testing.mediaserver import MediaServer
 
     rows_all = read_rows(args.csv)
     n = min(args.rows or len(rows_all), len(rows_all))

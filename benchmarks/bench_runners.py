@@ -25,9 +25,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from cadenza import shards
-from cadenza.mediaserver import synth_audio
-from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
+from cadenza.formats import shards
+from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+from cadenza.testing.mediaserver import synth_audio
 
 
 def make_audio(root: Path, n_shards: int, clips: int, seconds: float) -> str:

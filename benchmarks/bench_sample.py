@@ -12,9 +12,9 @@ import time
 
 import torch
 
+from cadenza.formats.token_spec import TokenSpec
 from cadenza.training.model import MusicLM
 from cadenza.training.sampler import SampleConfig, generate
-from cadenza.training.token_spec import TokenSpec
 
 
 def main() -> None:

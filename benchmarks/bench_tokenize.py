@@ -241,9 +241,9 @@ def pipeline_vs_raw(n_clips: int, seconds: float, codec_dir: str, tmp: Path, two
     import soundfile as sf
     from conftest import write_audio_dir
 
-    from cadenza import shards
-    from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
-    from cadenza.pipelines.tokenizer_setup import fit_kmeans
+    from cadenza.formats import shards
+    from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+    from cadenza.pipelines.tokenize.setup import fit_kmeans
     from cadenza.tokenizers.acoustic_loading import load_acoustic
 
     per_shard = 8

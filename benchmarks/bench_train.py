@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cadenza.shards import list_shards, shard_name, write_json_atomic, write_shard
+from cadenza.formats.shards import list_shards, shard_name, write_json_atomic, write_shard
+from cadenza.formats.token_spec import TokenSpec, load_token_dir
 from cadenza.training.data import LoaderConfig, TokenStream, make_loader
-from cadenza.training.token_spec import TokenSpec, load_token_dir
 from cadenza.training.trainer import TrainConfig, train
 
 SPEC = {"semantic": (50.0, 1024, 1), "acoustic": (75.0, 1024, 8)}

@@ -102,14 +102,14 @@ def expected_keys(csv_rows: list[dict[str, str]]) -> list[str]:
 
 
 def _tar_keys(shard_dir: Path) -> list[str]:
-    from cadenza import shards
+    from cadenza.formats import shards
 
     return [s["__key__"] for tar in shards.list_shards(str(shard_dir)) for s in shards.iter_tar_samples(tar)]
 
 
 def account(expected: list[str], out: Path) -> dict[str, Any]:
     """Every input row by clip key across the audio tars, the failure records and the pending records."""
-    from cadenza import shards
+    from cadenza.formats import shards
 
     in_shards = _tar_keys(out / "shards")
     failures = shards.read_failures(str(out / "failures"))
@@ -133,7 +133,7 @@ def account(expected: list[str], out: Path) -> dict[str, Any]:
 
 def account_tokens(audio_out: Path, tokens_out: Path) -> dict[str, Any]:
     """Every clip of the audio shards in exactly one token shard or one tokenize failure record."""
-    from cadenza import shards
+    from cadenza.formats import shards
 
     audio = set(_tar_keys(audio_out / "shards"))
     tokens = _tar_keys(tokens_out / "shards")

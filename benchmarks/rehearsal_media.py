@@ -48,7 +48,7 @@ def fault_plan(ytids: list[str], share: float) -> dict[str, str]:
 
 
 def _ffmpeg(args: list[str], stdin: bytes | None = None) -> None:
-    from cadenza.ffmpeg import ensure_ffmpeg
+    from cadenza.common.ffmpeg import ensure_ffmpeg
 
     res = subprocess.run([ensure_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
                          input=stdin, capture_output=True, check=False)
@@ -81,7 +81,7 @@ def make_one(media_dir: str, ytid: str, start_s: float, end_s: float) -> tuple[i
     """Write `{ytid}.{fmt}` unless it exists; returns its size in bytes and whether it was made now."""
     import numpy as np
 
-    from cadenza.mediaserver import synth_audio
+    from cadenza.testing.mediaserver import synth_audio
 
     root = Path(media_dir)
     fmt = format_for(ytid)

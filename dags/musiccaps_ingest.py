@@ -1,9 +1,9 @@
 """MusicCaps ingestion: fetch and validate the metadata -> ingest audio shards -> [train a codec] -> tokenize
 -> audit -> codec evaluation per audit group.
 
-Every task calls the same library function as the CLI (cadenza.orchestration, which calls
-cadenza.pipelines.ingest.run_ingest, cadenza.pipelines.tokenize.run_tokenize and
-cadenza.musiccaps.audit.run_audit); task outputs (paths, counts) travel as XComs. Beam stages run inside
+Every task calls the same library function as the CLI (cadenza.stages, which calls
+cadenza.pipelines.ingest.run.run_ingest, cadenza.pipelines.tokenize.run.run_tokenize and
+cadenza.audit.run_audit); task outputs (paths, counts) travel as XComs. Beam stages run inside
 the task on the runner named by the `runner` param (DirectRunner by default; Dataflow, Flink or Spark
 through `beam_options`). Trigger with a config to override any param, e.g.
     airflow dags trigger musiccaps_ingest --conf '{"out_dir": "/data/cadenza", "limit": 100}'
@@ -59,13 +59,13 @@ FETCH_RETRIES = dict(retries=3, retry_delay=timedelta(seconds=30), retry_exponen
 def musiccaps_ingest():
     @task(**FETCH_RETRIES)
     def fetch_metadata(params=None) -> dict:
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         return o.fetch_metadata(params["csv"], o.stage_dirs(params["out_dir"])["metadata"])
 
     @task(**FETCH_RETRIES)
     def ingest(metadata: dict, params=None) -> dict:  # takes metadata so that it runs after validation
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         # the CSV as given, not fetch_metadata's local copy: on a distributed executor the next task may run
         # on another worker, which resolves (and caches) the source itself
@@ -76,7 +76,7 @@ def musiccaps_ingest():
 
     @task
     def codec_train(audio: dict, params=None) -> dict:
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         if not params["train_codec"]:  # a given or cached codec: nothing to train
             return {"dir": params["codec_weights"]}
@@ -85,7 +85,7 @@ def musiccaps_ingest():
 
     @task
     def tokenize(audio: dict, codec: dict, params=None) -> dict:
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         return o.tokenize(audio["dir"], o.stage_dirs(params["out_dir"])["tokens"], acoustic=params["acoustic"],
                           random_init=params["random_init"], codec_weights=codec["dir"], text=params["text"],
@@ -93,7 +93,7 @@ def musiccaps_ingest():
 
     @task
     def audit(metadata: dict, audio: dict, tokens: dict, params=None) -> dict:
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         dirs = o.stage_dirs(params["out_dir"])
         return o.audit(params["csv"], dirs["audit"], ontology=params["ontology"], audio_dir=audio["dir"],
@@ -101,7 +101,7 @@ def musiccaps_ingest():
 
     @task
     def codec_eval(codec: dict, audio: dict, audit_out: dict, params=None) -> dict:
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         if not codec["dir"]:  # the HF cache's codec: evaluate it with `cadenza codec eval` on a local copy
             return {}

@@ -1,8 +1,8 @@
 """Split token shards into train / held-out -> train the two-stage model -> sample -> evaluate on the
 held-out clips, every metric broken down by the audit's cultural groups -> the chain per culture on one
-page (cadenza.musiccaps.audit.chain_report).
+page (cadenza.audit.chain_report).
 
-Each task calls the library (cadenza.orchestration -> cadenza.training.trainer.train, .sampler.sample,
+Each task calls the library (cadenza.stages -> cadenza.training.trainer.train, .sampler.sample,
 .evaluate.evaluate); outputs travel as XComs. Expects the layout musiccaps_ingest writes under `out_dir`
 (tokens/ and audit/); give `tokens_dir` to train from prebuilt shards elsewhere.
 """
@@ -45,7 +45,7 @@ from airflow.sdk import Param, dag, task
 def train_evaluate():
     @task
     def split_tokens(params=None) -> dict:
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         dirs = o.stage_dirs(params["out_dir"])
         return o.split_tokens(params["tokens_dir"] or dirs["tokens"], dirs["split"],
@@ -56,7 +56,7 @@ def train_evaluate():
     def train(split: dict, params=None) -> dict:
         from pathlib import Path
 
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         dirs = o.stage_dirs(params["out_dir"])
         weights = Path(params["audit_dir"] or dirs["audit"]).expanduser() / "weights.json"
@@ -66,7 +66,7 @@ def train_evaluate():
 
     @task
     def sample(run: dict, params=None) -> dict:
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         return o.sample(run["dir"], o.stage_dirs(params["out_dir"])["samples"], prompts=params["prompts"],
                         seconds=params["seconds"], seed=params["seed"], codec_random_init=params["random_init"])
@@ -75,7 +75,7 @@ def train_evaluate():
     def evaluate(split: dict, run: dict, samples: dict, params=None) -> dict:
         from pathlib import Path
 
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         dirs = o.stage_dirs(params["out_dir"])
         audit_dir = Path(params["audit_dir"] or dirs["audit"]).expanduser()
@@ -89,7 +89,7 @@ def train_evaluate():
     def report(evaluation: dict, params=None) -> dict:
         from pathlib import Path
 
-        from cadenza import orchestration as o
+        from cadenza import stages as o
 
         dirs = o.stage_dirs(params["out_dir"])
         audit_dir = Path(params["audit_dir"] or dirs["audit"]).expanduser()

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from cadenza.mediaserver import Fault, MediaServer
+from cadenza.testing.mediaserver import Fault, MediaServer
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes
 

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from cadenza.ffmpeg import ensure_ffmpeg
+from cadenza.common.ffmpeg import ensure_ffmpeg
+from cadenza.common.sources import SourceError, resolve_source
 from cadenza.musiccaps import load_musiccaps
-from cadenza.sources import SourceError, resolve_source
 
 
 @pytest.fixture

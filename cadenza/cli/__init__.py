@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from cadenza.cli.checks import ClickException, UsageError
     from cadenza.cli.interrupt import Interrupted, signals_to_watcher
-    from cadenza.sources import SourceError
+    from cadenza.common.sources import SourceError
 
     _quiet_library_noise()
     try:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         _error(str(exc))
         sys.exit(exc.status)
     except Exception as exc:
-        from cadenza.shards import is_disk_full
+        from cadenza.formats.shards import is_disk_full
 
         if not is_disk_full(exc):
             raise

@@ -1,4 +1,4 @@
-"""`cadenza audit`: cultural-bias audit of a MusicCaps copy (library: cadenza.musiccaps.audit)."""
+"""`cadenza audit`: cultural-bias audit of a MusicCaps copy (library: cadenza.audit)."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def audit(
     and odds ratios, tests and Benjamini-Hochberg correction, beside annotator-stratified Mantel-Haenszel
     estimates; download survival per group; and rebalancing weights. Findings come first in report.html.
     """
-    from cadenza.musiccaps.audit import AuditConfig, TaxonomyError, run_audit
-    from cadenza.sources import SourceError
+    from cadenza.audit import AuditConfig, TaxonomyError, run_audit
+    from cadenza.common.sources import SourceError
 
     checks.csv_file("--csv", csv)
     checks.existing_file("--ontology", ontology, what="the AudioSet ontology.json")

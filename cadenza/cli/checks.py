@@ -70,11 +70,11 @@ def choice(option: str, value: str, choices: Iterable[str]) -> None:
 
 def device(option: str, value: str) -> None:
     """auto, cpu or cuda; cuda only where torch sees a CUDA device."""
-    from cadenza.devices import DEVICES
+    from cadenza.common.devices import DEVICES
 
     choice(option, value, DEVICES)
     if value == "cuda":
-        from cadenza.devices import cuda_available
+        from cadenza.common.devices import cuda_available
 
         if not cuda_available():
             raise fail(option, "cuda asked for, but torch sees no CUDA device on this machine; use cpu or auto")
@@ -138,7 +138,7 @@ def _shard_prefixes(path: Path) -> set[str]:
     shard_dir = path / "shards"
     if not shard_dir.is_dir():
         return set()
-    from cadenza.shards import list_shards
+    from cadenza.formats.shards import list_shards
 
     # complete = stats marker written, wherever the layout keeps it (stats/ now, beside the tar before)
     return {Path(t).name.split("-", 1)[0] for t in list_shards(str(shard_dir))}
@@ -282,7 +282,7 @@ def beam_args(args: list[str], own_options: Iterable[str]) -> None:
 
     from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
-    from cadenza.pipelines.runner import import_dask_options, is_dask, pipeline_options
+    from cadenza.pipelines.beam import import_dask_options, is_dask, pipeline_options
 
     if not import_dask_options() and is_dask(pipeline_options(args)):
         raise fail("--runner", "the Dask runner needs dask and distributed: pip install 'cadenza[dask]'")

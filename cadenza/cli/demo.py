@@ -31,12 +31,12 @@ def demo(
     the tiny model briefly, sample, evaluate.
     Prints where the shards, the audit report, the samples and the evaluation report are. Safe to run twice:
     finished work is reused."""
-    from cadenza import orchestration
+    from cadenza import stages
     from cadenza.cli import checks
     from cadenza.demo.run import run_demo
-    from cadenza.orchestration import StageError
+    from cadenza.stages import StageError
 
-    own = ["demo-data", *orchestration.STAGE_DIRS.values()]
+    own = ["demo-data", *stages.STAGE_DIRS.values()]
     checks.output_dir("--out", out, own=own, force=force, command="demo")
 
     try:

@@ -18,7 +18,7 @@ def doctor(
     (missing formats or every clip failing); warnings alone exit 0. Makes no network request."""
     import os
 
-    from cadenza.pipelines.doctor import check
+    from cadenza.pipelines.ingest.doctor import check
 
     if cookies and not os.path.isfile(cookies):
         raise typer.BadParameter(f"no such file: {cookies}", param_hint="--cookies")

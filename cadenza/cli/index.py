@@ -15,7 +15,7 @@ def index(
     """Rebuild the tables of an output dir: move an old layout's stats files out of shards/, remake
     samples/NAME.parquet for every shard and failures/NAME.parquet for every failure file, and write
     DIR/samples.parquet with one row per sample (status "success") and per failure ("failed")."""
-    from cadenza.shard_index import rebuild_index
+    from cadenza.formats.index import rebuild_index
 
     try:
         result = rebuild_index(directory.rstrip("/"))

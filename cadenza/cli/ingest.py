@@ -99,8 +99,8 @@ def ingest(
 
     from cadenza.cli.interrupt import hard_stop_on_signal
     from cadenza.cli.logs import library_logs_to_file
-    from cadenza.pipelines.fetch import is_youtube
-    from cadenza.pipelines.ingest import IngestConfig, SessionBlockedError, run_ingest
+    from cadenza.pipelines.ingest.fetch import is_youtube
+    from cadenza.pipelines.ingest.run import IngestConfig, SessionBlockedError, run_ingest
 
     config = IngestConfig(
         csv=csv,
@@ -152,7 +152,7 @@ def ingest(
 
 def _kept(out: str) -> str:
     from cadenza.cli.interrupt import command_line
-    from cadenza.shards import join, list_shards
+    from cadenza.formats.shards import join, list_shards
 
     done = len(list_shards(join(out, "shards")))
     return f"{done} complete audio shards kept in {out}/shards; resume with: {command_line()}"
@@ -178,7 +178,7 @@ def _verdict(m: dict, max_failure_rate: float) -> int:
 
 def _warn_if_degraded(config) -> None:
     """The `cadenza doctor` check, as warnings: the run goes on, but the user learns why clips will fail."""
-    from cadenza.pipelines.doctor import check
+    from cadenza.pipelines.ingest.doctor import check
 
     for problem in check(config.cookies, config.pot_provider_url).problems:
         typer.secho(f"{problem.line()} (cadenza doctor)", fg="yellow", err=True)

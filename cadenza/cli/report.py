@@ -1,4 +1,4 @@
-"""`cadenza report`: the chain per culture on one page (library: cadenza.musiccaps.audit)."""
+"""`cadenza report`: the chain per culture on one page (library: cadenza.audit)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def report(
     adherence and pull toward the mainstream (from the model evaluation), each with its 95% CI and a flag where
     the group is worse than the rest. Links whose input is missing show as "not run".
     """
-    from cadenza.musiccaps.audit import ChainInputError, write_chain_report
-    from cadenza.sources import SourceError
+    from cadenza.audit import ChainInputError, write_chain_report
+    from cadenza.common.sources import SourceError
 
     try:
         chain = write_chain_report(

@@ -99,7 +99,7 @@ def tokenize(
 
     from cadenza.cli.interrupt import hard_stop_on_signal
     from cadenza.cli.logs import library_logs_to_file
-    from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
+    from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
     from cadenza.tokenizers.base import TokenizerMismatchError
 
     config = TokenizeConfig(
@@ -124,7 +124,7 @@ def tokenize(
 
 def _kept(out: str) -> str:
     from cadenza.cli.interrupt import command_line
-    from cadenza.shards import join, list_shards
+    from cadenza.formats.shards import join, list_shards
 
     done = len(list_shards(join(out, "shards")))
     return f"{done} complete token shards kept in {out}/shards; resume with: {command_line()}"
@@ -150,7 +150,7 @@ def fit_kmeans_cmd(
     checks.number("--max-clips", max_clips, minimum=1)
     checks.number("--frames-per-clip", frames_per_clip, minimum=1)
     checks.number("--seed", seed, minimum=0)
-    from cadenza.pipelines.tokenizer_setup import fit_kmeans
+    from cadenza.pipelines.tokenize.setup import fit_kmeans
 
     result = fit_kmeans(shards, out, clusters=clusters, features=features, max_clips=max_clips,
                         frames_per_clip=frames_per_clip, seed=seed)

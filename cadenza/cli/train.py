@@ -175,7 +175,7 @@ def _sample(
     checks.device("--device", device)
     checks.output_dir("--out", out, own=("samples.json", "sample-*.wav"), force=force, command="sample")
 
-    from cadenza.devices import resolve_device
+    from cadenza.common.devices import resolve_device
     from cadenza.training.sampler import SampleConfig, sample
 
     cfg = SampleConfig(
@@ -230,9 +230,9 @@ def _evaluate(
 
     from rich.console import Console
 
-    from cadenza.devices import resolve_device
-    from cadenza.training.embeddings import EmbeddingError
-    from cadenza.training.evaluate import EvalConfig, evaluate, load_labels
+    from cadenza.common.devices import resolve_device
+    from cadenza.evaluation.embeddings import EmbeddingError
+    from cadenza.evaluation.evaluate import EvalConfig, evaluate, load_labels
     from cadenza.training.sampler import SampleConfig
 
     cfg = EvalConfig(num_samples=num_samples, seconds=seconds, sample=SampleConfig(seed=seed),
@@ -263,9 +263,9 @@ class _model_errors:
         return None
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, _tb: object) -> bool:
-        from cadenza.sources import SourceError
+        from cadenza.common.sources import SourceError
+        from cadenza.formats.token_spec import FingerprintMismatch
         from cadenza.training.checkpoint import CheckpointError
-        from cadenza.training.token_spec import FingerprintMismatch
 
         if exc is not None and isinstance(exc, CheckpointError | FingerprintMismatch):
             raise SourceError(str(exc)) from exc

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from cadenza.codec.losses import METRIC_DIRECTION, reconstruction_metrics
-from cadenza.config import from_dict_strict
-from cadenza.shards import write_bytes_atomic, write_json_atomic
-from cadenza.sources import SourceError
+from cadenza.common.config import from_dict_strict
+from cadenza.common.sources import SourceError
+from cadenza.formats.shards import write_bytes_atomic, write_json_atomic
 
 # a group is flagged when it is reconstructed worse than the rest on any of these. log-mel alone misses a
 # codec that renders every input as broadband noise: noise-like inputs then score like music on it
@@ -94,7 +94,7 @@ def _reconstruct_all(tok, cfg: CodecEvalConfig) -> tuple[list[dict[str, Any]], l
     import librosa
 
     from cadenza.codec.data import audio_shard_paths
-    from cadenza.pipelines.audio_shards import load_clips, select_clips
+    from cadenza.formats.audio_shards import load_clips, select_clips
 
     paths = audio_shard_paths(cfg.shards)
     selection = select_clips(paths, cfg.max_clips or 1 << 62)
@@ -130,7 +130,7 @@ def group_breakdown(rows: list[dict[str, Any]], hists: list[np.ndarray], assignm
     """grouping -> group -> metrics with CIs, the test against the rest of the clips, and the flag."""
     from scipy import stats
 
-    from cadenza.musiccaps.audit import benjamini_hochberg
+    from cadenza.audit import benjamini_hochberg
 
     members: dict[str, dict[str, list[int]]] = {}
     for i, row in enumerate(rows):
@@ -187,7 +187,7 @@ def _evaluate(config: CodecEvalConfig) -> dict[str, Any]:
     tok = load_codec_dir(cfg.codec)
     assignments = None
     if cfg.audit:
-        from cadenza.musiccaps.audit import load_assignments
+        from cadenza.audit import load_assignments
 
         if not (Path(cfg.audit) / "assignments.jsonl").is_file():
             raise SourceError(f"--audit {cfg.audit}: no assignments.jsonl there (run `cadenza audit` first)")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.codec.losses import METRIC_DIRECTION
-from cadenza.plotting import cell, pyplot
+from cadenza.common.plotting import cell, pyplot
 
 LABELS = {"log_mel_l1": "log-mel L1 (lower is better)", "stft_distance": "multi-res STFT distance (lower is better)",
           "si_snr": "SI-SNR dB (higher is better)"}

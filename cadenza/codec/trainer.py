@@ -32,9 +32,9 @@ from cadenza.codec import losses
 from cadenza.codec.data import ClipSet, load_clip_set, segment_batch, shards_fingerprint, split_paths
 from cadenza.codec.presets import ACOUSTIC_NAME, encodec_config, preset
 from cadenza.codec.rvq import RVQSettings, quantize_train
-from cadenza.config import from_dict_strict
-from cadenza.shards import write_json_atomic
-from cadenza.sources import SourceError
+from cadenza.common.config import from_dict_strict
+from cadenza.common.sources import SourceError
+from cadenza.formats.shards import write_json_atomic
 from cadenza.training import checkpoint as ckpt_io
 from cadenza.training.runlog import step_progress, torch_threads, truncate_metrics_log
 

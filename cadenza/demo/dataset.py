@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from cadenza.demo import styles, synth
+from cadenza.formats.shards import read_json, write_bytes_atomic, write_json_atomic
 from cadenza.musiccaps.schema import CSV_COLUMNS
-from cadenza.shards import read_json, write_bytes_atomic, write_json_atomic
 
 DEMO_VERSION = 1  # bump whenever synthesis or metadata changes: cached demo files are then rebuilt
 CSV_NAME = "musiccaps-demo.csv"
@@ -122,7 +122,7 @@ def encode_audio(pcm16: np.ndarray, sr: int, path: Path, audio_format: str) -> N
             w.writeframes(pcm16.astype("<i2").tobytes())
         write_bytes_atomic(str(path), buf.getvalue())
         return
-    from cadenza.ffmpeg import ensure_ffmpeg
+    from cadenza.common.ffmpeg import ensure_ffmpeg
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     cmd = [

@@ -5,7 +5,7 @@ train the `demo` EnCodec on the ingested audio (holding out the last shard), tok
 measure the codec per audit group, train the tiny model briefly, sample, evaluate and break the
 evaluation down by audit group. With `csv`, the same chain runs on that CSV
 against YouTube and the real AudioSet ontology (needs the network), with pretrained tokenizers.
-Each stage is the library function the CLI and the Airflow DAGs call (cadenza.orchestration); every
+Each stage is the library function the CLI and the Airflow DAGs call (cadenza.stages); every
 stage resumes or reuses finished work, so running the demo twice is safe.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cadenza import orchestration as orch
+from cadenza import stages as orch
 
 DEMO_BEAM_OPTIONS = ["--direct_num_workers=2", "--direct_running_mode=multi_threading"]
 DEMO_SHARD_SIZE = 16  # small shards, so the demo shows several
@@ -75,9 +75,9 @@ def missing_stages(offline: bool = True) -> dict[str, str]:
     missing = {s: why for s in orch.ENTRY_POINTS if (why := orch.stage_available(s))}
     if offline:
         try:
-            importlib.import_module("cadenza.mediaserver").MediaServer  # noqa: B018
+            importlib.import_module("cadenza.testing.mediaserver").MediaServer  # noqa: B018
         except (ImportError, AttributeError) as exc:
-            missing["mediaserver"] = f"cadenza.mediaserver.MediaServer is not available: {exc}"
+            missing["mediaserver"] = f"cadenza.testing.mediaserver.MediaServer is not available: {exc}"
     return missing
 
 
@@ -114,7 +114,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
             raise orch.StageError("demo", f"cannot run {', '.join(missing)}: " + "; ".join(missing.values()))
 
         if plan.offline:
-            from cadenza.mediaserver import MediaServer
+            from cadenza.testing.mediaserver import MediaServer
 
             url_template = stack.enter_context(MediaServer(ds.media_dir)).url_template(ds.audio_format)
             check_served(url_template, ds.clips[0].ytid)

@@ -13,16 +13,8 @@ import math
 import os
 import re
 
-from cadenza.musiccaps.schema import (
-    CSV_COLUMNS,
-    MID_RE,
-    YTID_RE,
-    ClipRecord,
-    Reject,
-    ValidationResult,
-    clip_key,
-)
-from cadenza.sources import SourceError, resolve_source
+from cadenza.common.sources import SourceError, resolve_source
+from cadenza.musiccaps.schema import CSV_COLUMNS, MID_RE, YTID_RE, ClipRecord, Reject, ValidationResult, clip_key
 
 MUSICCAPS_CSV_URL = "https://huggingface.co/datasets/google/MusicCaps/resolve/main/musiccaps-public.csv"
 MIN_WINDOW_S = 1.0

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cache
 
-from cadenza.sources import SourceError, resolve_source
+from cadenza.common.sources import SourceError, resolve_source
 
 ONTOLOGY_URL = "https://raw.githubusercontent.com/audioset/ontology/master/ontology.json"
 

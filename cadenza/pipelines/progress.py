@@ -12,8 +12,8 @@ import logging
 import threading
 from typing import Any
 
-from cadenza import shards
-from cadenza.pipelines.shard_plan import ShardTask, shard_paths
+from cadenza.formats import shards
+from cadenza.pipelines.ingest.shard_plan import ShardTask, shard_paths
 
 log = logging.getLogger(__name__)
 

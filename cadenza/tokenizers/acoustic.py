@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from cadenza.sources import SourceError
+from cadenza.common.sources import SourceError
 from cadenza.tokenizers.base import fingerprint_parts
 from cadenza.tokenizers.encode_batch import EncodeVariant, batch_plan, pad_step, padded_batch
 from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE, EXACT, VARIANTS

@@ -10,15 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cadenza import shards
-from cadenza.sources import SourceError
-from cadenza.tokenizers.acoustic import (
-    CODEC_META,
-    AcousticWeightsError,
-    EncodecTokenizer,
-    codec_spec,
-    encodec_config,
-)
+from cadenza.common.sources import SourceError
+from cadenza.formats import shards
+from cadenza.tokenizers.acoustic import CODEC_META, AcousticWeightsError, EncodecTokenizer, codec_spec, encodec_config
 from cadenza.tokenizers.base import TokenizerMismatchError
 from cadenza.tokenizers.encode_batch import EncodeVariant
 from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE
@@ -69,7 +63,7 @@ def load_acoustic(
     weights: a save_pretrained directory; else the HF cache (offline). random_init: a seeded random codec
     whose codebooks are k-means-fitted on `calibration` clips (synthetic audio when none); `small` narrows
     its widths (tests). bandwidth defaults to 6.0 kbps (24 kHz, 8 codebooks) or 2.2 (32 kHz, 4 codebooks).
-    device: "cpu" or "cuda" (resolved; see cadenza.devices). variant: batched / bf16 encode (default: the
+    device: "cpu" or "cuda" (resolved; see cadenza.common.devices). variant: batched / bf16 encode (default: the
     reference, one clip at a time in fp32).
     """
     codec_spec(name)

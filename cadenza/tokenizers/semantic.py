@@ -136,7 +136,7 @@ class KMeansModel:
     def save(self, path: str | Path) -> None:
         import io
 
-        from cadenza import shards
+        from cadenza.formats import shards
 
         buf = io.BytesIO()
         np.savez(buf, centroids=self.centroids.astype(np.float32), mean=self.mean.astype(np.float32),

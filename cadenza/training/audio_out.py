@@ -25,7 +25,7 @@ def log_spectrogram(audio: np.ndarray, sample_rate: int, n_fft: int = 512) -> tu
 
 
 def write_spectrogram(path: Path, audio: np.ndarray, sample_rate: int, title: str = "") -> None:
-    from cadenza.plotting import pyplot
+    from cadenza.common.plotting import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3))

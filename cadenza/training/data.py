@@ -12,7 +12,7 @@ Shards are split by node (DDP rank) and by DataLoader worker; with fewer shards 
 falls back to sample level so no reader starves. Unreadable shards and corrupt samples are counted and
 skipped. A sample whose tokenizer fingerprints differ from the expected ones stops the run.
 
-What a sample holds and how it becomes a batch row is cadenza.training.token_samples.
+What a sample holds and how it becomes a batch row is cadenza.formats.token_samples.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import torch
 import webdataset as wds
 from webdataset.tariterators import group_by_keys
 
-from cadenza.shards import find_stats, read_json
-from cadenza.training import tarscan
-from cadenza.training.token_samples import SampleError, collate, crop_aligned, decode_sample
-from cadenza.training.token_spec import TokenSpec
+from cadenza.formats import tarscan
+from cadenza.formats.shards import find_stats, read_json
+from cadenza.formats.token_samples import SampleError, collate, crop_aligned, decode_sample
+from cadenza.formats.token_spec import TokenSpec
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from cadenza.config import from_dict_strict
+from cadenza.common.config import from_dict_strict
+from cadenza.formats.token_spec import FingerprintMismatch, TokenSpec
 from cadenza.training.audio_out import write_spectrogram, write_wav
 from cadenza.training.delay import undelay
 from cadenza.training.model import KVCache, MusicLM, StageLM
-from cadenza.training.token_spec import FingerprintMismatch, TokenSpec
 
 log = logging.getLogger(__name__)
 

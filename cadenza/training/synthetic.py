@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cadenza.shards import shard_name, write_json_atomic, write_shard
+from cadenza.formats.shards import shard_name, write_json_atomic, write_shard
 
 SEMANTIC_VOCAB, ACOUSTIC_VOCAB, CODEBOOKS, TEXT_DIM = 16, 32, 2, 16
 SEMANTIC_RATE, ACOUSTIC_RATE = 10.0, 20.0

@@ -22,14 +22,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from cadenza.devices import resolve_device
-from cadenza.shards import write_json_atomic
+from cadenza.common.devices import resolve_device
+from cadenza.formats.shards import write_json_atomic
+from cadenza.formats.token_spec import TokenSpec, load_token_dir
 from cadenza.training import checkpoint as ckpt_io
 from cadenza.training.data import LoaderConfig, TokenStream, load_weights, make_loader, merge_counts
 from cadenza.training.model import PRESETS, MusicLM
 from cadenza.training.nll import batch_to, heldout_nll
 from cadenza.training.runlog import step_progress, truncate_metrics_log
-from cadenza.training.token_spec import TokenSpec, load_token_dir
 
 log = logging.getLogger(__name__)
 

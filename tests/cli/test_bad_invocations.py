@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cadenza import shards
 from cadenza.cli import main
+from cadenza.formats import shards
 from cadenza.training.synthetic import make_synthetic_tokens
 
 HEADER = ("ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,"

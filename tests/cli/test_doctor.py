@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cadenza.cli import app
-from cadenza.pipelines import fetch
+from cadenza.pipelines.ingest import fetch
 
 YEAR = 365 * 24 * 3600
 

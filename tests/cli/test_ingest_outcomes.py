@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.mediaserver import MediaServer
+from cadenza.testing.mediaserver import MediaServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from faultkit import cli_env, run_cli  # noqa: E402 (faultkit also puts tests/pipelines on sys.path)

@@ -48,7 +48,7 @@ def test_trained_codec_round_trips_through_tokenize_train_sample(trained_codec, 
     import numpy as np
     import soundfile as sf
 
-    from cadenza import orchestration as orch
+    from cadenza import stages as orch
 
     codec_dir, record = trained_codec
     tokens = orch.tokenize(codec_audio_dir, str(tmp_path / "tokens"), codec_weights=codec_dir, text="minilm",

@@ -117,7 +117,7 @@ def test_resume_is_exact(codec_audio_dir, tmp_path):
 def test_too_few_shards_to_hold_out_is_a_clear_error(tmp_path):
     from conftest import write_audio_dir
 
-    from cadenza.sources import SourceError
+    from cadenza.common.sources import SourceError
 
     audio = write_audio_dir(tmp_path / "audio", [styled_clips(2, seconds=1.0)])
     with pytest.raises(SourceError, match="--val-shards"):

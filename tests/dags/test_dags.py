@@ -190,8 +190,8 @@ def _chain_missing() -> str | None:
 @pytest.mark.slow
 def test_both_dags_end_to_end_on_demo_data(airflow_home, tmp_path):
     assert _chain_missing() is None
-    from cadenza import mediaserver
     from cadenza.demo.dataset import build_demo_dataset
+    from cadenza.testing import mediaserver
 
     ds = build_demo_dataset(tmp_path / "demo-data", n_clips=7, seed=0, progress=False)
     out = tmp_path / "out"

@@ -8,9 +8,9 @@ import subprocess
 import numpy as np
 import pytest
 
+from cadenza.common.ffmpeg import ensure_ffmpeg
 from cadenza.demo import dataset as demo_ds
 from cadenza.demo.dataset import build_demo_dataset, demo_ytid
-from cadenza.ffmpeg import ensure_ffmpeg
 from cadenza.musiccaps.csvload import load_musiccaps
 from cadenza.musiccaps.ontology import load_ontology
 from cadenza.musiccaps.schema import CSV_COLUMNS, YTID_RE

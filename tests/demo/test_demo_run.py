@@ -41,7 +41,7 @@ def test_check_served_over_loopback(tmp_path):
 
     from cadenza.demo.dataset import build_demo_dataset
     from cadenza.demo.run import check_served
-    from cadenza.orchestration import StageError
+    from cadenza.stages import StageError
 
     ds = build_demo_dataset(tmp_path / "data", n_clips=1, audio_format="wav", sample_rate=8000, progress=False)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ds.root))

@@ -106,7 +106,7 @@ def count_complete(shard_dir: Path) -> int:
 
 def token_samples(tokens_dir: Path) -> dict[str, dict[str, object]]:
     """Every sample of a tokens dir by key: arrays decoded (allow_pickle=False), json parsed."""
-    from cadenza import shards
+    from cadenza.formats import shards
 
     out: dict[str, dict[str, object]] = {}
     for tar in shards.list_shards(str(tokens_dir / "shards")):

@@ -15,8 +15,8 @@ import pytest
 from faultkit import cli_env, run_cli, token_samples
 from ingest_testkit import media_dir, read_all, write_csv  # noqa: F401 (media_dir is a fixture)
 
-from cadenza import shards
-from cadenza.mediaserver import MediaServer
+from cadenza.formats import shards
+from cadenza.testing.mediaserver import MediaServer
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_tokenize_on_a_full_disk_fails_cleanly_then_resumes(small_disk, tmp_path
 
     import soundfile as sf
 
-    from cadenza.mediaserver import synth_audio
+    from cadenza.testing.mediaserver import synth_audio
 
     mnt, resize = small_disk
     audio = tmp_path / "audio"

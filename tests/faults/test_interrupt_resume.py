@@ -29,7 +29,7 @@ from test_kill_resume import (  # noqa: F401 (fixtures)
     tokenize_reference,
 )
 
-from cadenza.mediaserver import MediaServer
+from cadenza.testing.mediaserver import MediaServer
 from cadenza.training.synthetic import make_synthetic_tokens
 
 pytestmark = pytest.mark.slow
@@ -197,7 +197,7 @@ def test_train_interrupted_checkpoints_and_resumes_to_the_same_weights(train_ref
 
 @pytest.fixture(scope="module")
 def audit_reference(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "musiccaps"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audit"))
     from audit_synth import write_dataset
 
     root = tmp_path_factory.mktemp("audit-interrupt")

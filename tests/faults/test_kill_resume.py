@@ -17,8 +17,8 @@ from faultkit import SEEDS, cli_env, count_complete, run_and_kill, run_cli, toke
 from ingest_testkit import media_dir, read_shard, write_csv  # noqa: F401 (media_dir is a fixture)
 from safetensors.torch import load_file
 
-from cadenza import shards
-from cadenza.mediaserver import MediaServer, synth_audio
+from cadenza.formats import shards
+from cadenza.testing.mediaserver import MediaServer, synth_audio
 from cadenza.training.synthetic import make_synthetic_tokens
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from ingest_testkit import (  # noqa: F401 (media_dir is a fixture)
     write_csv,
 )
 
-from cadenza.mediaserver import Fault, MediaServer
-from cadenza.pipelines.ingest import IngestConfig, run_ingest
+from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
+from cadenza.testing.mediaserver import Fault, MediaServer
 
 pytestmark = pytest.mark.slow
 

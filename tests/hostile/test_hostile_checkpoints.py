@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from cadenza.evaluation.evaluate import evaluate
 from cadenza.training.checkpoint import CheckpointError, latest_checkpoint
-from cadenza.training.evaluate import evaluate
 from cadenza.training.sampler import sample
 from cadenza.training.synthetic import SyntheticText, ToneDecoder
 from cadenza.training.trainer import TrainConfig, load_trained, train

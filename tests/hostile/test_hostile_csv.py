@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cadenza.cli import app
+from cadenza.common.sources import SourceError
 from cadenza.musiccaps import load_musiccaps
-from cadenza.sources import SourceError
 
 COLUMNS = [
     "ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list", "caption", "author_id",

@@ -21,8 +21,8 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
 from ingest_testkit import read_all, read_shard, write_csv  # noqa: E402
 
-from cadenza.mediaserver import MediaServer, synth_audio  # noqa: E402
-from cadenza.pipelines.ingest import IngestConfig, run_ingest  # noqa: E402
+from cadenza.pipelines.ingest.run import IngestConfig, run_ingest  # noqa: E402
+from cadenza.testing.mediaserver import MediaServer, synth_audio  # noqa: E402
 
 BEAM = ["--direct_running_mode=in_memory"]
 

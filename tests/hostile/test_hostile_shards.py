@@ -1,6 +1,6 @@
 """Hostile shards, generated here, fed to every reader of shards.
 
-Readers: `cadenza.shards.iter_tar_samples` (audio shards in tokenize, k-means clip loading), the tokenize
+Readers: `cadenza.formats.shards.iter_tar_samples` (audio shards in tokenize, k-means clip loading), the tokenize
 pipeline's `ReadAudioShard` + failure recording, and the training/evaluation `TokenStream` (fast
 `tarscan` path for USTAR tars and the `tarfile` fallback for PAX tars). Every case asserts either a clear
 error naming the shard (and member) or a counted skip, and that the good samples still come through.
@@ -20,17 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza.pipelines.tokenize_dofns import CLIPS, COUNT, ReadAudioShard, TokenizeBundle
-from cadenza.shards import iter_tar_samples, list_shards, write_json_atomic
+from cadenza.formats.shards import iter_tar_samples, list_shards, write_json_atomic
+from cadenza.formats.token_spec import FingerprintMismatch, TokenSpec, load_token_dir
+from cadenza.pipelines.tokenize.dofns import CLIPS, COUNT, ReadAudioShard, TokenizeBundle
 from cadenza.training.data import LoaderConfig, TokenStream, make_loader
-from cadenza.training.synthetic import (
-    ACOUSTIC_VOCAB,
-    CODEBOOKS,
-    SEMANTIC_VOCAB,
-    make_synthetic_tokens,
-    spec_manifest,
-)
-from cadenza.training.token_spec import FingerprintMismatch, TokenSpec, load_token_dir
+from cadenza.training.synthetic import ACOUSTIC_VOCAB, CODEBOOKS, SEMANTIC_VOCAB, make_synthetic_tokens, spec_manifest
 
 torch.set_num_threads(1)
 
@@ -349,7 +343,7 @@ def test_kmeans_clip_loading_keeps_what_it_can_read(tmp_path, case):
     gives its clips up to the break and the fit goes on (the tokenize pass records the shard)."""
     import soundfile as sf
 
-    from cadenza.pipelines.audio_shards import load_clips, select_clips
+    from cadenza.formats.audio_shards import load_clips, select_clips
 
     def flac(seed: int) -> bytes:
         buf = io.BytesIO()
@@ -368,7 +362,7 @@ def test_kmeans_clip_loading_keeps_what_it_can_read(tmp_path, case):
 def test_evaluate_counts_hostile_heldout_shards(tmp_path, good, trained):
     """`evaluate` over a held-out dir with hostile shards: the good clips are scored, the bad pieces
     are counted in metrics.json, nothing is unpickled."""
-    from cadenza.training.evaluate import EvalConfig, evaluate
+    from cadenza.evaluation.evaluate import EvalConfig, evaluate
     from cadenza.training.synthetic import ToneDecoder
 
     heldout = tmp_path / "heldout"

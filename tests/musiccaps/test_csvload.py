@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cadenza.common.sources import SourceError
 from cadenza.musiccaps import load_musiccaps, parse_musiccaps
 from cadenza.musiccaps.csvload import parse_aspect_list
 from cadenza.musiccaps.schema import ClipRecord
-from cadenza.sources import SourceError
 
 HEADER = (
     "ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,is_audioset_eval"

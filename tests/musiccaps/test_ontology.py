@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from cadenza.common.sources import SourceError
 from cadenza.musiccaps import load_musiccaps, load_ontology
 from cadenza.musiccaps.ontology import Ontology
-from cadenza.sources import SourceError
 
 TOY = [
     {"id": "/m/root", "name": "Music", "child_ids": ["/m/genre"], "restrictions": ["abstract"]},

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cadenza import shards
+from cadenza.formats import shards
 
 SR = 32_000
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.failure_sides import SESSION_SIDE
-from cadenza.mediaserver import write_media
+from cadenza.formats.failures import SESSION_SIDE
+from cadenza.testing.mediaserver import write_media
 
 FORMATS = ("wav", "m4a", "webm")
 # ytids (11 characters) of good media: (seconds, seed)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cadenza.ffmpeg import ensure_ffmpeg
-from cadenza.mediaserver import synth_audio, write_media
-from cadenza.pipelines import audio
+from cadenza.common.ffmpeg import ensure_ffmpeg
+from cadenza.pipelines.ingest import audio
+from cadenza.testing.mediaserver import synth_audio, write_media
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from ingest_testkit import media_dir, write_csv  # noqa: F401 (media_dir is a fi
 from typer.testing import CliRunner
 
 from cadenza.cli import app
-from cadenza.mediaserver import MediaServer
+from cadenza.testing.mediaserver import MediaServer
 
 
 def test_cli_ingest_passes_beam_options_through(media_dir, tmp_path):  # noqa: F811

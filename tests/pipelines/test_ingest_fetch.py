@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from ingest_testkit import FAULTS, GOOD, RETRY_OK, SESSION_FAULTS, media_dir, server_faults  # noqa: F401 (fixture)
 
-from cadenza.mediaserver import MediaServer, synth_audio
 from cadenza.musiccaps.schema import ClipRecord
-from cadenza.pipelines import audio
-from cadenza.pipelines.clipjob import ClipJobConfig, process_clip
-from cadenza.pipelines.fetch import Fetcher, FetchError, FetchOptions, build_url, with_retries
+from cadenza.pipelines.ingest import audio
+from cadenza.pipelines.ingest.clipjob import ClipJobConfig, process_clip
+from cadenza.pipelines.ingest.fetch import Fetcher, FetchError, FetchOptions, build_url, with_retries
+from cadenza.testing.mediaserver import MediaServer, synth_audio
 
 
 def clip(ytid: str, start: float = 2.0, end: float = 7.0, row: int = 1) -> ClipRecord:
@@ -150,7 +150,7 @@ def test_window_download_refuses_a_server_without_ranges(media_dir, tmp_path):  
 
 
 def test_politeness_and_cookies_reach_yt_dlp(tmp_path):
-    from cadenza.pipelines.fetch import Pacer, _Log, ydl_options
+    from cadenza.pipelines.ingest.fetch import Pacer, _Log, ydl_options
 
     cookies = tmp_path / "cookies.txt"
     cookies.write_text("# Netscape HTTP Cookie File\n")

@@ -21,10 +21,10 @@ from ingest_testkit import (  # noqa: F401 (media_dir is a fixture)
     write_csv,
 )
 
-from cadenza.mediaserver import MediaServer
+from cadenza.formats.shards import read_failures
 from cadenza.musiccaps.schema import clip_key
-from cadenza.pipelines.ingest import IngestConfig, run_ingest
-from cadenza.shards import read_failures
+from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
+from cadenza.testing.mediaserver import MediaServer
 
 BEAM = ["--direct_running_mode=in_memory"]  # one process: fast to start, same code path
 
@@ -190,8 +190,8 @@ def test_bad_config_is_refused_before_any_work(tmp_path):
 
 def test_real_musiccaps_rows(musiccaps_csv, ontology_json, tmp_path):
     """The first rows of the real CSV (ytids starting with '-', real labels), served from loopback."""
-    from cadenza.mediaserver import write_media
     from cadenza.musiccaps import load_musiccaps
+    from cadenza.testing.mediaserver import write_media
 
     first = [c for c in load_musiccaps(musiccaps_csv).clips if c.row <= 3]
     media = tmp_path / "media"
@@ -211,7 +211,7 @@ def test_real_musiccaps_rows(musiccaps_csv, ontology_json, tmp_path):
 
 
 def test_beam_options_default_to_local_multiprocessing_only_on_the_direct_runner():
-    from cadenza.pipelines.runner import pipeline_options
+    from cadenza.pipelines.beam import pipeline_options
 
     def beam_options(args, n):
         return pipeline_options(args, parallel_tasks=n)

@@ -22,9 +22,9 @@ from ingest_testkit import media_dir, ontology_file, write_csv  # noqa: F401 (me
 from typer.testing import CliRunner
 
 from cadenza.cli import app
-from cadenza.mediaserver import MediaServer
-from cadenza.pipelines.ingest import IngestConfig, run_ingest
-from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
+from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
+from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+from cadenza.testing.mediaserver import MediaServer
 
 torch.set_num_threads(1)
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -46,9 +46,9 @@ def _offline(monkeypatch, tmp_path_factory):
 @pytest.fixture(scope="module")
 def outputs(media_dir, tmp_path_factory):  # noqa: F811
     """(ingest dir, tokens dir, audit dir) of real pipeline runs."""
+    from cadenza.audit.run import write_assignments
+    from cadenza.audit.taxonomy_file import load_taxonomy
     from cadenza.musiccaps import load_musiccaps
-    from cadenza.musiccaps.audit.run import write_assignments
-    from cadenza.musiccaps.audit.taxonomy_file import load_taxonomy
 
     d = tmp_path_factory.mktemp("readers")
     csv = write_csv(d / "mc.csv", [(y, s, e, CAPTIONS.get(y, "A calm chord.")) for y, s, e in ROWS])
@@ -131,7 +131,7 @@ def test_stable_audio_tools_style_prompt_comes_from_text(outputs):
     sample without one stops its conditioner ("Conditioner key prompt not found")."""
     import webdataset as wds
 
-    from cadenza.readers import wds_decoder
+    from cadenza.formats.audio import wds_decoder
 
     audio, tokens, _ = outputs
     for out in (audio, tokens):

@@ -10,7 +10,7 @@ from apache_beam.runners.portability import prism_runner
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.testing.util import assert_that, equal_to
 
-from cadenza.pipelines.runner import make_pipeline, pipeline_options
+from cadenza.pipelines.beam import make_pipeline, pipeline_options
 
 DRIVER = os.getpid()  # pickled by value into the workers
 

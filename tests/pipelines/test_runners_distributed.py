@@ -28,9 +28,9 @@ import soundfile as sf
 from ingest_testkit import RETRY_OK, media_dir, write_csv  # noqa: F401 (media_dir is a fixture)
 from typer.testing import CliRunner
 
-from cadenza import shards
 from cadenza.cli import app
-from cadenza.mediaserver import MediaServer, synth_audio
+from cadenza.formats import shards
+from cadenza.testing.mediaserver import MediaServer, synth_audio
 
 pytestmark = pytest.mark.slow
 EPOCH = "1700000000"  # SOURCE_DATE_EPOCH: fixes the fetch time the audio samples carry

@@ -12,8 +12,8 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from cadenza import shards
 from cadenza.cli import app
+from cadenza.formats import shards
 from cadenza.tokenizers.acoustic_loading import load_acoustic
 from cadenza.tokenizers.random_codec import synthetic_calibration_audio
 from cadenza.tokenizers.semantic import KMeansModel

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza import shards
-from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
+from cadenza.formats import shards
+from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
 from cadenza.tokenizers.acoustic_loading import load_acoustic_for_tokens
 from cadenza.tokenizers.base import TokenizerMismatchError
 
@@ -32,7 +32,7 @@ def acoustic_codes(out) -> dict[str, np.ndarray]:
 def clip_audio(audio_dir: str, rate: int) -> dict[str, np.ndarray]:
     import librosa
 
-    from cadenza.pipelines.audio_shards import decode_audio
+    from cadenza.formats.audio_shards import decode_audio
 
     out = {}
     for tar in shards.list_shards(f"{audio_dir}/shards"):
@@ -92,7 +92,7 @@ def test_tokenize_cuda_where_there_is_none_is_one_line_exit_2(small_audio_dir, t
 
 
 def test_a_clip_that_fails_in_a_batched_call_fails_alone():
-    from cadenza.pipelines.tokenize_dofns import TokenizeBundle
+    from cadenza.pipelines.tokenize.dofns import TokenizeBundle
     from cadenza.tokenizers.acoustic_loading import load_acoustic
     from cadenza.tokenizers.encode_batch import EncodeVariant
     from cadenza.tokenizers.random_codec import synthetic_calibration_audio

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza import shards
-from cadenza.pipelines.tokenize import TokenizeConfig, run_tokenize
-from cadenza.pipelines.tokenizer_setup import check_manifest_tokenizers, fit_kmeans
+from cadenza.formats import shards
+from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+from cadenza.pipelines.tokenize.setup import check_manifest_tokenizers, fit_kmeans
 from cadenza.tokenizers.acoustic_loading import load_acoustic_for_tokens
 from cadenza.tokenizers.base import TokenizerMismatchError
 

@@ -13,15 +13,15 @@ from ingest_testkit import media_dir, read_all, read_pending, write_csv  # noqa:
 from typer.testing import CliRunner
 from yt_dlp.utils import DownloadError, ExtractorError
 
+from cadenza.audit.survival import LOST, PENDING, SURVIVED, survival_from_ingest
 from cadenza.cli import app
-from cadenza.failure_sides import CLIP, SESSION, side_of
-from cadenza.mediaserver import MediaServer
+from cadenza.formats.failures import CLIP, SESSION, side_of
 from cadenza.musiccaps import load_musiccaps
-from cadenza.musiccaps.audit.survival import LOST, PENDING, SURVIVED, survival_from_ingest
-from cadenza.pipelines.clipjob import ClipJobConfig, process_clip
-from cadenza.pipelines.fetch import Fetcher, FetchOptions
-from cadenza.pipelines.fetch_errors import classify
-from cadenza.pipelines.session_guard import SessionGuard, SessionLimits
+from cadenza.pipelines.ingest.clipjob import ClipJobConfig, process_clip
+from cadenza.pipelines.ingest.fetch import Fetcher, FetchOptions
+from cadenza.pipelines.ingest.fetch_errors import classify
+from cadenza.pipelines.ingest.session_guard import SessionGuard, SessionLimits
+from cadenza.testing.mediaserver import MediaServer
 
 ID = "[youtube] dQw4w9WgXcQ: "
 COOKIE_HINT = ("Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/"
@@ -135,7 +135,7 @@ def test_a_blocked_session_trips_the_breaker_loses_nothing_and_a_rerun_completes
 
 
 def test_the_breaker_counts_one_block_per_pause_and_resets_on_success():
-    from cadenza.pipelines.fetch_errors import FetchError
+    from cadenza.pipelines.ingest.fetch_errors import FetchError
 
     guard = SessionGuard(SessionLimits(max_videos_per_hour=0, max_blocked=2, block_pause_s=0.01))
     block = FetchError("bot_check", "Sign in to confirm you're not a bot", transient=True)
@@ -194,8 +194,8 @@ def test_the_budget_holds_under_concurrency(media_dir):  # noqa: F811
 
 
 def test_failed_js_challenges_stop_the_run_with_their_own_advice():
-    from cadenza.pipelines.fetch_errors import FetchError
-    from cadenza.pipelines.ingest import SessionBlockedError
+    from cadenza.pipelines.ingest.fetch_errors import FetchError
+    from cadenza.pipelines.ingest.run import SessionBlockedError
 
     # a long pause would hang this test: JS failures must trip the breaker without pausing
     guard = SessionGuard(SessionLimits(max_videos_per_hour=0, max_blocked=2, block_pause_s=3600))
@@ -208,7 +208,7 @@ def test_failed_js_challenges_stop_the_run_with_their_own_advice():
 
 
 def test_ytdlp_options_carry_the_runtime_the_pot_provider_and_browser_cookies(tmp_path):
-    from cadenza.pipelines.fetch import _Log, browser_cookies_spec, deno_path, ydl_options
+    from cadenza.pipelines.ingest.fetch import _Log, browser_cookies_spec, deno_path, ydl_options
 
     opts = FetchOptions(pot_provider_url="http://127.0.0.1:4416", cookies_from_browser="firefox:default-release")
     o = ydl_options(tmp_path, opts, _Log())
@@ -226,14 +226,14 @@ def test_ytdlp_options_carry_the_runtime_the_pot_provider_and_browser_cookies(tm
     ({"pot_provider_url": "localhost:4416"}, "--pot-provider-url"), ({"cookies_from_browser": "mosaic"}, "browser"),
 ])
 def test_session_options_are_checked_before_any_work(tmp_path, kw, msg):
-    from cadenza.pipelines.ingest import IngestConfig
+    from cadenza.pipelines.ingest.run import IngestConfig
 
     with pytest.raises(ValueError, match=msg):
         IngestConfig(csv=str(tmp_path / "x.csv"), out=str(tmp_path / "o"), **kw).validate()
 
 
 def test_the_youtube_budget_applies_to_youtube_only():
-    from cadenza.pipelines.ingest import IngestConfig
+    from cadenza.pipelines.ingest.run import IngestConfig
 
     yt = IngestConfig(csv="x", out="o").session_limits()
     mirror = IngestConfig(csv="x", out="o", source_url_template="http://127.0.0.1:1/{ytid}.m4a").session_limits()
@@ -245,7 +245,7 @@ def test_the_youtube_budget_applies_to_youtube_only():
 
 def test_a_rerun_fetches_only_the_pending_rows_and_keeps_the_rest(media_dir, tmp_path):  # noqa: F811
     """One shard holding a sample, a clip-side failure and a pending row: the rerun redoes only the latter."""
-    from cadenza.pipelines.ingest import IngestConfig, run_ingest
+    from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
 
     csv = write_csv(tmp_path / "mc.csv", [("goodAAAAAAA", 0, 10), ("f404xxxxxxx", 0, 10), ("f500xxxxxxx", 0, 10)])
     beam = ["--direct_running_mode=in_memory"]

@@ -77,9 +77,9 @@ def trained_codec(tmp_path_factory) -> str:
 
     import soundfile as sf
 
-    from cadenza import shards
     from cadenza.codec.trainer import CodecTrainConfig, train_codec
     from cadenza.demo.synth import render
+    from cadenza.formats import shards
 
     root = tmp_path_factory.mktemp("variant-codec")
     styles = ["hindustani", "chiptune", "house", "gamelan"]

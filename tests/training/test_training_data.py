@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza.shards import iter_tar_samples, list_shards, write_shard
+from cadenza.formats.shards import iter_tar_samples, list_shards, write_shard
+from cadenza.formats.token_spec import FingerprintMismatch, TokenSpec, load_token_dir
 from cadenza.training.data import LoaderConfig, TokenStream, make_loader
 from cadenza.training.synthetic import make_synthetic_tokens
-from cadenza.training.token_spec import FingerprintMismatch, TokenSpec, load_token_dir
 
 torch.set_num_threads(1)
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from cadenza.devices import DeviceUnavailable, resolve_device
+from cadenza.common.devices import DeviceUnavailable, resolve_device
 from cadenza.training.synthetic import make_synthetic_tokens
 from cadenza.training.trainer import TrainConfig, train
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from cadenza.training import token_metrics as tm
+from cadenza.evaluation import token_metrics as tm
 
 
 def test_memorization_finds_copied_ngrams_only():

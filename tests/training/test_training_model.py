@@ -13,13 +13,7 @@ import torch
 from cadenza.training.delay import delay, delay_valid, undelay
 from cadenza.training.model import MusicLM
 from cadenza.training.sampler import SampleConfig, generate, pick_tokens
-from cadenza.training.synthetic import (
-    ACOUSTIC_VOCAB,
-    SEMANTIC_VOCAB,
-    SyntheticText,
-    caption,
-    make_synthetic_tokens,
-)
+from cadenza.training.synthetic import ACOUSTIC_VOCAB, SEMANTIC_VOCAB, SyntheticText, caption, make_synthetic_tokens
 from cadenza.training.trainer import TrainConfig, load_trained, train
 
 torch.set_num_threads(2)
@@ -63,7 +57,7 @@ def _unigram_entropy(values: np.ndarray, vocab: int) -> float:
 
 def test_model_learns_far_below_unigram_entropy(trained):
     d, summary = trained
-    from cadenza.shards import iter_tar_samples, list_shards
+    from cadenza.formats.shards import iter_tar_samples, list_shards
 
     sem, ac = [], []
     for shard in list_shards(str(d / "tok/shards")):

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from cadenza.formats.token_spec import FingerprintMismatch
 from cadenza.training.synthetic import make_synthetic_tokens
-from cadenza.training.token_spec import FingerprintMismatch
 from cadenza.training.trainer import TrainConfig, train
 
 torch.set_num_threads(2)

@@ -1,0 +1,1 @@
+"""Test fixtures that ship with cadenza: the loopback media server the tests, benchmarks and demo fetch from."""
