@@ -47,7 +47,9 @@ def write_inputs(root: Path, rows: int) -> tuple[Path, dict[str, str]]:
 
 def one_run(rows: int, latency: tuple[float, float], work: Path) -> dict:
     """In this process: serve, ingest, account for every row. Returns the figures."""
-    from cadenza.formats.shards import iter_tar_samples, list_shards, read_failures, read_json, stats_path
+    from cadenza.formats.failures import read_failures
+    from cadenza.formats.shards import iter_tar_samples, list_shards, stats_path
+    from cadenza.formats.storage import read_json
     from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
     from cadenza.testing.mediaserver import MediaServer, write_media
 

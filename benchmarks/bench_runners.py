@@ -25,8 +25,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from cadenza.formats import shards
-from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+from cadenza.formats import shards, storage
+from cadenza.pipelines.tokenize.config import TokenizeConfig
+from cadenza.pipelines.tokenize.run import run_tokenize
 from cadenza.testing.mediaserver import synth_audio
 
 
@@ -42,7 +43,7 @@ def make_audio(root: Path, n_shards: int, clips: int, seconds: float) -> str:
             meta = {"ytid": key[:11], "key": key, "row": row, "caption": f"a chord {row}", "sample_rate": 32_000}
             samples.append({"__key__": key, "flac": buf.getvalue(), "txt": meta["caption"], "json": json.dumps(meta)})
         shards.write_shard(str(root / "shards" / shards.shard_name("audio", i)), samples, {"samples": clips})
-    shards.write_json_atomic(str(root / "manifest.json"), {"kind": "audio", "clips_written": row})
+    storage.write_json_atomic(str(root / "manifest.json"), {"kind": "audio", "clips_written": row})
     return str(root)
 
 

@@ -242,7 +242,8 @@ def pipeline_vs_raw(n_clips: int, seconds: float, codec_dir: str, tmp: Path, two
     from conftest import write_audio_dir
 
     from cadenza.formats import shards
-    from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+    from cadenza.pipelines.tokenize.config import TokenizeConfig
+    from cadenza.pipelines.tokenize.run import run_tokenize
     from cadenza.pipelines.tokenize.setup import fit_kmeans
     from cadenza.tokenizers.acoustic_loading import load_acoustic
 

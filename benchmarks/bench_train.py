@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cadenza.formats.shards import list_shards, shard_name, write_json_atomic, write_shard
+from cadenza.formats.shards import list_shards, shard_name, write_shard
+from cadenza.formats.storage import write_json_atomic
 from cadenza.formats.token_spec import TokenSpec, load_token_dir
 from cadenza.training.data import LoaderConfig, TokenStream, make_loader
 from cadenza.training.trainer import TrainConfig, train

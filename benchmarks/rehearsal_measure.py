@@ -109,13 +109,15 @@ def _tar_keys(shard_dir: Path) -> list[str]:
 
 def account(expected: list[str], out: Path) -> dict[str, Any]:
     """Every input row by clip key across the audio tars, the failure records and the pending records."""
-    from cadenza.formats import shards
+    from cadenza.formats.failures import read_failures
+    from cadenza.formats.storage import read_json
+
 
     in_shards = _tar_keys(out / "shards")
-    failures = shards.read_failures(str(out / "failures"))
+    failures = read_failures(str(out / "failures"))
     failed = [f.key or f"row{f.row}" for f in failures]
     pending = [k for p in sorted((out / "stats").glob("*.stats.json"))
-               for k in shards.read_json(str(p)).get("pending", {})]
+               for k in read_json(str(p)).get("pending", {})]
     seen = Counter(in_shards + failed + pending)
     want = set(expected)
     return {
@@ -127,17 +129,17 @@ def account(expected: list[str], out: Path) -> dict[str, Any]:
         "failures_by_category": dict(sorted(Counter(f.category for f in failures).items())),
         "pending_by_category": dict(sorted(Counter(
             c for p in (out / "stats").glob("*.stats.json")
-            for c in shards.read_json(str(p)).get("pending", {}).values()).items())),
+            for c in read_json(str(p)).get("pending", {}).values()).items())),
     }
 
 
 def account_tokens(audio_out: Path, tokens_out: Path) -> dict[str, Any]:
     """Every clip of the audio shards in exactly one token shard or one tokenize failure record."""
-    from cadenza.formats import shards
+    from cadenza.formats.failures import read_failures
 
     audio = set(_tar_keys(audio_out / "shards"))
     tokens = _tar_keys(tokens_out / "shards")
-    failed = [f.key for f in shards.read_failures(str(tokens_out / "failures"))] \
+    failed = [f.key for f in read_failures(str(tokens_out / "failures"))] \
         if (tokens_out / "failures").is_dir() else []
     seen = Counter(tokens + failed)
     return {"clips_in": len(audio), "in_shards": len(tokens), "failures": len(failed),

@@ -107,7 +107,7 @@ def running(stage: str) -> Iterator[None]:
 def fetch_metadata(csv: str, out_dir: str) -> dict[str, Any]:
     """Download (once) and validate the MusicCaps CSV; write the validation summary and the rejects."""
     from cadenza.common.sources import resolve_source
-    from cadenza.formats.shards import write_bytes_atomic, write_json_atomic
+    from cadenza.formats.storage import write_bytes_atomic, write_json_atomic
     from cadenza.musiccaps.csvload import load_musiccaps
 
     with running("fetch_metadata"):

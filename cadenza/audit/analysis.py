@@ -13,7 +13,7 @@ from scipy import stats
 from cadenza.audit.groupings import GROUPINGS, ROLLUPS, UNSPECIFIED
 from cadenza.audit.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
 from cadenza.audit.taxonomy import Assignment, Taxonomy
-from cadenza.musiccaps.splits import split_of
+from cadenza.musiccaps.schema import split_of
 
 COVERAGE_SPLITS = ("balanced", "audioset_eval", "audioset_train")
 

@@ -320,7 +320,7 @@ def write_chain_report(
     audit_dir: str, out_dir: str, codec_dir: str | None = None, eval_dir: str | None = None, plots: bool = True
 ) -> dict[str, Any]:
     """Write OUT/chain.html (self-contained) and OUT/chain.json; returns the chain table."""
-    from cadenza.formats.shards import write_bytes_atomic, write_json_atomic
+    from cadenza.formats.storage import write_bytes_atomic, write_json_atomic
 
     chain = build_chain(audit_dir, codec_dir, eval_dir)
     pngs: dict[str, bytes] = {}

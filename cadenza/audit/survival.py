@@ -21,8 +21,9 @@ from pathlib import Path
 import fsspec
 
 from cadenza.common.sources import SourceError
-from cadenza.formats.failures import CLIP, SESSION, side_of
-from cadenza.formats.shards import exists, join, list_shards, read_failures, read_json, stats_path
+from cadenza.formats.failures import CLIP, SESSION, read_failures, side_of
+from cadenza.formats.shards import list_shards, stats_path
+from cadenza.formats.storage import exists, join, read_json
 from cadenza.musiccaps.schema import YTID_RE, ClipRecord
 
 SURVIVED, LOST, PENDING, UNRESOLVED = "survived", "lost", "pending", "unresolved"

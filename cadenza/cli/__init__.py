@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         _error(str(exc))
         sys.exit(exc.status)
     except Exception as exc:
-        from cadenza.formats.shards import is_disk_full
+        from cadenza.formats.storage import is_disk_full
 
         if not is_disk_full(exc):
             raise

@@ -152,7 +152,8 @@ def ingest(
 
 def _kept(out: str) -> str:
     from cadenza.cli.interrupt import command_line
-    from cadenza.formats.shards import join, list_shards
+    from cadenza.formats.shards import list_shards
+    from cadenza.formats.storage import join
 
     done = len(list_shards(join(out, "shards")))
     return f"{done} complete audio shards kept in {out}/shards; resume with: {command_line()}"

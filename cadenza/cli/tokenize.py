@@ -99,7 +99,8 @@ def tokenize(
 
     from cadenza.cli.interrupt import hard_stop_on_signal
     from cadenza.cli.logs import library_logs_to_file
-    from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+    from cadenza.pipelines.tokenize.config import TokenizeConfig
+    from cadenza.pipelines.tokenize.run import run_tokenize
     from cadenza.tokenizers.base import TokenizerMismatchError
 
     config = TokenizeConfig(
@@ -124,7 +125,8 @@ def tokenize(
 
 def _kept(out: str) -> str:
     from cadenza.cli.interrupt import command_line
-    from cadenza.formats.shards import join, list_shards
+    from cadenza.formats.shards import list_shards
+    from cadenza.formats.storage import join
 
     done = len(list_shards(join(out, "shards")))
     return f"{done} complete token shards kept in {out}/shards; resume with: {command_line()}"

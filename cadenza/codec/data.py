@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cadenza.common.sources import SourceError
-from cadenza.formats import shards
+from cadenza.formats import shards, storage
 from cadenza.tokenizers.base import fingerprint_parts
 
 
@@ -27,7 +27,7 @@ class ClipSet:
 
 def audio_shard_paths(audio_dir: str) -> list[str]:
     """The complete audio shards of an ingest output dir, in index order."""
-    from cadenza.formats.audio_shards import input_shards
+    from cadenza.formats.audio import input_shards
 
     return [path for _, path in sorted(input_shards(audio_dir))]
 
@@ -50,9 +50,9 @@ def shards_fingerprint(paths: list[str]) -> str:
     """Names, sizes and completion markers of the shards a codec was trained on."""
     parts: list = []
     for path in paths:
-        fs, local = shards._fs(path)
+        fs, local = storage.filesystem(path)
         stats = shards.stats_path(path)
-        marker = shards.read_json(stats) if shards.exists(stats) else None
+        marker = storage.read_json(stats) if storage.exists(stats) else None
         parts += [os.path.basename(path), int(fs.size(local)), marker]
     return fingerprint_parts("audio-shards", *parts)
 
@@ -61,7 +61,7 @@ def load_clip_set(paths: list[str], sample_rate: int, max_clips: int | None = No
     """Up to `max_clips` clips spread over `paths` (the same clips every time), resampled to `sample_rate`."""
     import librosa
 
-    from cadenza.formats.audio_shards import load_clips, select_clips
+    from cadenza.formats.audio import load_clips, select_clips
 
     selection = select_clips(paths, max_clips if max_clips else 1 << 62)
     keys, audio = [], []

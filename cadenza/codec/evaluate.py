@@ -22,7 +22,7 @@ import numpy as np
 from cadenza.codec.losses import METRIC_DIRECTION, reconstruction_metrics
 from cadenza.common.config import from_dict_strict
 from cadenza.common.sources import SourceError
-from cadenza.formats.shards import write_bytes_atomic, write_json_atomic
+from cadenza.formats.storage import write_bytes_atomic, write_json_atomic
 
 # a group is flagged when it is reconstructed worse than the rest on any of these. log-mel alone misses a
 # codec that renders every input as broadband noise: noise-like inputs then score like music on it
@@ -94,7 +94,7 @@ def _reconstruct_all(tok, cfg: CodecEvalConfig) -> tuple[list[dict[str, Any]], l
     import librosa
 
     from cadenza.codec.data import audio_shard_paths
-    from cadenza.formats.audio_shards import load_clips, select_clips
+    from cadenza.formats.audio import load_clips, select_clips
 
     paths = audio_shard_paths(cfg.shards)
     selection = select_clips(paths, cfg.max_clips or 1 << 62)

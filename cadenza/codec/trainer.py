@@ -34,7 +34,7 @@ from cadenza.codec.presets import ACOUSTIC_NAME, encodec_config, preset
 from cadenza.codec.rvq import RVQSettings, quantize_train
 from cadenza.common.config import from_dict_strict
 from cadenza.common.sources import SourceError
-from cadenza.formats.shards import write_json_atomic
+from cadenza.formats.storage import write_json_atomic
 from cadenza.training import checkpoint as ckpt_io
 from cadenza.training.runlog import step_progress, torch_threads, truncate_metrics_log
 

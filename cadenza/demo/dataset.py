@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from cadenza.demo import styles, synth
-from cadenza.formats.shards import read_json, write_bytes_atomic, write_json_atomic
+from cadenza.formats.storage import read_json, write_bytes_atomic, write_json_atomic
 from cadenza.musiccaps.schema import CSV_COLUMNS
 
 DEMO_VERSION = 1  # bump whenever synthesis or metadata changes: cached demo files are then rebuilt

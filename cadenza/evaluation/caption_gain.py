@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadenza.formats.token_samples import collate
 from cadenza.formats.token_spec import TokenSpec
+from cadenza.training.batch import collate
 from cadenza.training.nll import batch_to
 
 

@@ -108,7 +108,7 @@ def load_labels(path: str | None) -> dict[str, str] | None:
     demo-manifest.json (its styles)."""
     if not path:
         return None
-    from cadenza.formats.shards import read_json
+    from cadenza.formats.storage import read_json
 
     data = read_json(path)
     if isinstance(data, dict) and isinstance(data.get("clips"), list):

@@ -8,6 +8,13 @@ failure record for them, a rerun tries them again, and the audit leaves them out
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cadenza.formats.storage import filesystem, join, write_bytes_atomic
+
 # the video, or its media, is not there for anyone at this vantage: counted as lost
 CLIP_SIDE = frozenset({
     "removed", "private", "geo_blocked", "age_restricted", "members_only", "not_found", "gone", "unavailable",
@@ -33,3 +40,61 @@ def side_of(category: str) -> str:
     if category in SESSION_SIDE:
         return SESSION
     return OTHER
+
+
+@dataclass
+class FailureRecord:
+    """Why one input did not make it into a shard. Every input ends in a shard or in one of these."""
+
+    key: str
+    stage: str  # validate | fetch | decode | clip | tokenize | ...
+    category: str  # short machine-readable reason, e.g. not_found, http_429, too_short
+    message: str
+    attempts: int = 0
+    ytid: str = ""
+    row: int = 0
+    shard: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FailureRecord:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+def failures_jsonl(records: Iterable[FailureRecord]) -> bytes:
+    lines = [json.dumps(r.to_dict(), sort_keys=True, default=str) for r in sorted(records, key=lambda r: r.key)]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def write_failures(path: str, records: Iterable[FailureRecord]) -> None:
+    """The records as `path` (.jsonl, what a resume reads) and as a table beside it (.parquet)."""
+    from cadenza.formats.tables import failures_parquet
+
+    records = list(records)
+    write_bytes_atomic(path, failures_jsonl(records))
+    write_bytes_atomic(path.removesuffix(".jsonl") + ".parquet", failures_parquet(r.to_dict() for r in records))
+
+
+def read_failures(directory: str) -> list[FailureRecord]:
+    """All failure records in `directory`/*.jsonl."""
+    fs, p = filesystem(directory)
+    if not fs.exists(p):
+        return []
+    out: list[FailureRecord] = []
+    for f in sorted(fs.ls(p, detail=False)):
+        if f.endswith(".jsonl"):
+            out.extend(read_failure_file(join(directory, f.rsplit("/", 1)[-1])))
+    return out
+
+
+def read_failure_file(path: str) -> list[FailureRecord]:
+    """The failure records of one jsonl file ([] when there is none)."""
+    fs, p = filesystem(path)
+    if not fs.exists(p):
+        return []
+    with fs.open(p, "rb") as fh:
+        return [FailureRecord.from_dict(json.loads(line)) for line in fh if line.strip()]

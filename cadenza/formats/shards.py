@@ -1,4 +1,4 @@
-"""Deterministic WebDataset shards, their completion markers, and failure records.
+"""Deterministic WebDataset shards and their completion markers (failure records are in `failures`).
 
 Shared by every pipeline that writes shards (ingest, tokenize). Rules:
 - a tar is written under a temporary name and renamed, so a visible `.tar` is always whole;
@@ -21,18 +21,13 @@ Directories written before this layout kept the stats files among the tars; they
 
 from __future__ import annotations
 
-import errno
 import io
-import json
-import os
 import posixpath
 import tarfile
-import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import fsspec
+from cadenza.formats.storage import exists, filesystem, join, read_json, write_bytes_atomic, write_json_atomic
 
 STATS_SUFFIX = ".stats.json"
 STATS_DIR = "stats"
@@ -41,86 +36,6 @@ SAMPLES_DIR = "samples"
 
 def shard_name(prefix: str, index: int) -> str:
     return f"{prefix}-{index:06d}.tar"
-
-
-def join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
-
-
-def absolute(path: str) -> str:
-    """A local path made absolute, a URL (gs://, s3://, ...) as given: the workers of a distributed runner
-    (a Dask worker, an SDK worker pool) do not run in the launcher's working directory."""
-    if "://" in path:
-        return path.rstrip("/")
-    return os.path.abspath(path)
-
-
-def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, p = fsspec.core.url_to_fs(path)
-    return fs, p
-
-
-def makedirs(path: str) -> None:
-    fs, p = _fs(path)
-    fs.makedirs(p, exist_ok=True)
-
-
-def exists(path: str) -> bool:
-    fs, p = _fs(path)
-    return fs.exists(p)
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write to a temporary sibling, then rename over `path`."""
-    fs, p = _fs(path)
-    parent = p.rsplit("/", 1)[0] if "/" in p else "."
-    fs.makedirs(parent, exist_ok=True)
-    tmp = f"{p}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with fs.open(tmp, "wb") as f:
-            f.write(data)
-    except BaseException:
-        # e.g. a full disk: don't leave a half-written temp file holding the space a resume needs
-        try:
-            fs.rm(tmp)
-        except (OSError, FileNotFoundError):
-            pass
-        raise
-    fs.mv(tmp, p)
-
-
-def remove_partial_writes(directory: str) -> None:
-    """Delete the temp files of atomic writes a killed run never renamed (they are never read, but hold
-    space). Call it before a run starts writing into `directory`."""
-    fs, p = _fs(directory)
-    for f in fs.ls(p, detail=False) if fs.exists(p) else []:
-        if ".tmp-" in f.rsplit("/", 1)[-1]:
-            fs.rm(f)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether `exc` (or an exception it wraps) is ENOSPC, by type or by the errno in its text."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            return True
-        text = str(e)  # Beam's RuntimeError and safetensors' Rust error keep only the text
-        if f"[Errno {errno.ENOSPC}]" in text or f"os error {errno.ENOSPC})" in text:
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
-
-
-def read_json(path: str) -> Any:
-    fs, p = _fs(path)
-    with fs.open(p, "rb") as f:
-        return json.loads(f.read())
 
 
 def tar_bytes(samples: Iterable[dict[str, Any]]) -> bytes:
@@ -165,7 +80,7 @@ def write_shard(path: str, samples: Iterable[dict[str, Any]], stats: dict[str, A
     else:
         data = b""
         if exists(path):  # what an earlier run of this shard left
-            fs, p = _fs(path)
+            fs, p = filesystem(path)
             fs.rm(p)
     write_bytes_atomic(samples_table_path(path), samples_parquet(samples, name))
     write_json_atomic(stats_path(path), {**stats, "bytes": len(data)})
@@ -222,7 +137,7 @@ def is_complete(tar_path: str) -> bool:
 
 def list_shards(directory: str, *, complete_only: bool = True) -> list[str]:
     """Sorted tar paths in `directory` (with their URL scheme kept); only completed ones by default."""
-    fs, p = _fs(directory)
+    fs, p = filesystem(directory)
     if not fs.exists(p):
         return []
     # keep the caller's spelling of the directory (scheme included) so paths round-trip
@@ -233,7 +148,7 @@ def list_shards(directory: str, *, complete_only: bool = True) -> list[str]:
 
 def finished_shard_names(directory: str) -> list[str]:
     """Names (NAME.tar) of every finished shard of `directory`, those without a tar included."""
-    fs, p = _fs(beside(directory, STATS_DIR))
+    fs, p = filesystem(beside(directory, STATS_DIR))
     found = {t.rsplit("/", 1)[-1] for t in list_shards(directory)}
     if fs.exists(p):
         found |= {f.rsplit("/", 1)[-1].removesuffix(STATS_SUFFIX) + ".tar"
@@ -244,7 +159,7 @@ def finished_shard_names(directory: str) -> list[str]:
 def migrate_layout(directory: str) -> list[str]:
     """Move the stats files of an old-layout shard directory out of it, and drop the empty tars it kept for
     shards whose every row failed. Safe to interrupt and rerun. Returns the names it changed."""
-    fs, p = _fs(directory)
+    fs, p = filesystem(directory)
     if not fs.exists(p):
         return []
     changed = []
@@ -263,7 +178,7 @@ def migrate_layout(directory: str) -> list[str]:
             stats["bytes"] = 0
         write_json_atomic(stats_path(tar), stats)  # the new marker first: a kill leaves the shard complete
         if empty:
-            fs.rm(_fs(tar)[1])
+            fs.rm(filesystem(tar)[1])
         fs.rm(f)
         changed.append(name.removesuffix(STATS_SUFFIX) + ".tar")
     return changed
@@ -276,7 +191,7 @@ def iter_tar_samples(path: str) -> Iterator[dict[str, Any]]:
     or '..' names) raises ValueError naming the member. So does a key seen twice: the first copy stands
     and is yielded, the second is never merged into it or silently dropped.
     """
-    fs, p = _fs(path)
+    fs, p = filesystem(path)
     with fs.open(p, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         current: dict[str, Any] | None = None
         seen: set[str] = set()
@@ -299,67 +214,3 @@ def iter_tar_samples(path: str) -> Iterator[dict[str, Any]]:
             current[ext] = fobj.read() if fobj else b""
         if current is not None:
             yield current
-
-
-@dataclass
-class FailureRecord:
-    """Why one input did not make it into a shard. Every input ends in a shard or in one of these."""
-
-    key: str
-    stage: str  # validate | fetch | decode | clip | tokenize | ...
-    category: str  # short machine-readable reason, e.g. not_found, http_429, too_short
-    message: str
-    attempts: int = 0
-    ytid: str = ""
-    row: int = 0
-    shard: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FailureRecord:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
-
-
-def failures_jsonl(records: Iterable[FailureRecord]) -> bytes:
-    lines = [json.dumps(r.to_dict(), sort_keys=True, default=str) for r in sorted(records, key=lambda r: r.key)]
-    return ("\n".join(lines) + "\n").encode() if lines else b""
-
-
-def write_failures(path: str, records: Iterable[FailureRecord]) -> None:
-    """The records as `path` (.jsonl, what a resume reads) and as a table beside it (.parquet)."""
-    from cadenza.formats.tables import failures_parquet
-
-    records = list(records)
-    write_bytes_atomic(path, failures_jsonl(records))
-    write_bytes_atomic(path.removesuffix(".jsonl") + ".parquet", failures_parquet(r.to_dict() for r in records))
-
-
-def read_failures_file(path: str) -> list[FailureRecord]:
-    fs, p = _fs(path)
-    with fs.open(p, "rb") as fh:
-        return [FailureRecord.from_dict(json.loads(line)) for line in fh if line.strip()]
-
-
-def read_failures(directory: str) -> list[FailureRecord]:
-    """All failure records in `directory`/*.jsonl."""
-    fs, p = _fs(directory)
-    if not fs.exists(p):
-        return []
-    out: list[FailureRecord] = []
-    for f in sorted(fs.ls(p, detail=False)):
-        if f.endswith(".jsonl"):
-            out.extend(read_failures_file(join(directory, f.rsplit("/", 1)[-1])))
-    return out
-
-
-def read_failure_file(path: str) -> list[FailureRecord]:
-    """The failure records of one jsonl file ([] when there is none)."""
-    fs, p = _fs(path)
-    if not fs.exists(p):
-        return []
-    with fs.open(p, "rb") as fh:
-        return [FailureRecord.from_dict(json.loads(line)) for line in fh if line.strip()]

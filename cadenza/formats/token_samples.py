@@ -1,5 +1,5 @@
-"""One token sample from a shard to a batch row: decode and check its members, crop both token streams
-to the same time window, and pad a list of samples into a batch.
+"""One token sample from a shard to a batch row: decode and check its members, and crop both token streams
+to the same time window (`cadenza.training.batch` pads samples into a batch).
 
 Every sample holds `semantic.npy` [T_s], `acoustic.npy` [K, T_a], `text.npy` [D] and `json`.
 """
@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import numpy as np
-import torch
 
 from cadenza.formats.token_spec import FingerprintMismatch, TokenSpec
 
@@ -106,33 +105,3 @@ def crop_aligned(sample: dict[str, Any], spec: TokenSpec, seconds: float, rng: n
     out["semantic"] = sample["semantic"][start_s : start_s + n_s]
     out["acoustic"] = sample["acoustic"][:, start_a : start_a + n_a]
     return out
-
-
-def _pad_stack(arrays: list[np.ndarray], length: int) -> np.ndarray:
-    """Stack along a new first axis, zero-padding the last axis to `length` (no padding: one np.stack)."""
-    if all(a.shape[-1] == length for a in arrays):
-        return np.stack(arrays)
-    out = np.zeros((len(arrays), *arrays[0].shape[:-1], length), dtype=arrays[0].dtype)
-    for i, a in enumerate(arrays):
-        out[i, ..., : a.shape[-1]] = a
-    return out
-
-
-def collate(samples: list[dict[str, Any]], spec: TokenSpec) -> dict[str, Any]:
-    """Pad variable lengths; masks are True on real frames. Tokens stay int16 as in the shards (a quarter
-    of the bytes to move to the device); `nll.batch_to` widens them there."""
-    sem_len = torch.tensor([len(s["semantic"]) for s in samples])
-    ac_len = torch.tensor([s["acoustic"].shape[1] for s in samples])
-    ls, la = int(sem_len.max()), int(ac_len.max())
-    texts = [s["text"] if s["text"] is not None else np.zeros(spec.text_dim, np.float16) for s in samples]
-    return {
-        "semantic": torch.from_numpy(_pad_stack([s["semantic"] for s in samples], ls)),
-        "semantic_mask": torch.arange(ls)[None, :] < sem_len[:, None],
-        "acoustic": torch.from_numpy(_pad_stack([s["acoustic"] for s in samples], la)),
-        "acoustic_mask": torch.arange(la)[None, :] < ac_len[:, None],
-        "text": torch.from_numpy(np.stack(texts).astype(np.float32)),
-        "has_text": torch.tensor([s["text"] is not None for s in samples]),
-        "keys": [s["key"] for s in samples],
-        "ytids": [s["ytid"] for s in samples],
-        "urls": [s["url"] for s in samples],
-    }

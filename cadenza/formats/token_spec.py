@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cadenza.formats.shards import list_shards, read_json
+from cadenza.formats.shards import list_shards
+from cadenza.formats.storage import read_json
 
 STAGES = ("semantic", "acoustic", "text")
 

@@ -1,4 +1,4 @@
-"""MusicCaps metadata: schema, CSV loading and validation, AudioSet ontology, splits (the audit is in .audit)."""
+"""MusicCaps metadata: schema (with the subsets), CSV loading and validation, AudioSet ontology."""
 
 from cadenza.musiccaps.csvload import MUSICCAPS_CSV_URL, load_musiccaps, parse_musiccaps
 from cadenza.musiccaps.ontology import ONTOLOGY_URL, Ontology, load_ontology

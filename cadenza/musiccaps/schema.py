@@ -1,9 +1,10 @@
-"""Typed records for MusicCaps rows and the rows validation sets aside."""
+"""Typed records for MusicCaps rows and the rows validation sets aside, and the subsets a row belongs to."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -117,8 +118,6 @@ class ValidationResult:
         return dict(Counter(r.reason.split(":", 1)[0] for r in self.rejects).most_common())
 
     def summary(self, ontology: Any | None = None) -> dict[str, Any]:
-        from cadenza.musiccaps.splits import split_sizes
-
         labels = Counter(label for c in self.clips for label in c.audioset_labels)
         out: dict[str, Any] = {
             "source": self.source,
@@ -147,3 +146,38 @@ class ValidationResult:
                 }
             )
         return out
+
+
+# MusicCaps' balanced subset and the AudioSet eval/train origin of each clip
+SPLITS = ("balanced", "unbalanced", "audioset_eval", "audioset_train")
+
+
+def balanced_subset(clips: Iterable[ClipRecord]) -> list[ClipRecord]:
+    """The 1k-clip genre-balanced subset MusicCaps marks with is_balanced_subset."""
+    return [c for c in clips if c.is_balanced_subset]
+
+
+def audioset_eval(clips: Iterable[ClipRecord]) -> list[ClipRecord]:
+    return [c for c in clips if c.is_audioset_eval]
+
+
+def audioset_train(clips: Iterable[ClipRecord]) -> list[ClipRecord]:
+    return [c for c in clips if not c.is_audioset_eval]
+
+
+def split_of(clip: ClipRecord, split: str) -> bool:
+    """Whether `clip` belongs to the named split (one of SPLITS)."""
+    if split == "balanced":
+        return clip.is_balanced_subset
+    if split == "unbalanced":
+        return not clip.is_balanced_subset
+    if split == "audioset_eval":
+        return clip.is_audioset_eval
+    if split == "audioset_train":
+        return not clip.is_audioset_eval
+    raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+
+
+def split_sizes(clips: Iterable[ClipRecord]) -> dict[str, int]:
+    clips = list(clips)
+    return {s: sum(1 for c in clips if split_of(c, s)) for s in SPLITS}

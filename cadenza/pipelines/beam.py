@@ -6,6 +6,10 @@ Prism, a Go binary it downloads from github.com at run time, and falls back to i
 fails. cadenza goes straight to that FnApiRunner path, built as the DirectRunner builds it: a local run
 contacts nothing it was not pointed at, and runs the same online and offline.
 
+Progress bars the driver draws while any runner works watch the shards' stats files: Beam metrics are only
+reliable once a job ends (and their live API differs per runner), but every runner writes the same
+completion markers, so polling them works for local and remote runs alike.
+
 Beam resolves only some short runner names; its DaskRunner needs its module path, so cadenza maps the
 short name `DaskRunner` to it. On Dask, one `dask.Bag` partition is one bundle run by one worker and
 Beam's Reshuffle is a no-op, so independent tasks get a partition each unless the user chose a layout.
@@ -14,7 +18,10 @@ Beam's Reshuffle is a no-op, so independent tasks get a partition each unless th
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
+
+from cadenza.formats import shards, storage
 
 # Names the user may give for the default local runner (Beam resolves all of these to its DirectRunner).
 DIRECT_RUNNERS = {"DirectRunner", "SwitchingDirectRunner", "apache_beam.runners.direct.direct_runner.DirectRunner"}
@@ -102,3 +109,56 @@ def run_to_completion(pipeline: Any) -> Any:
         if client is not None:
             client.close()
     return result
+
+
+class ProgressBar:
+    """A rich progress bar (or nothing); the context value is an `advance()` callable."""
+
+    def __init__(self, enabled: bool, what: str, total: int) -> None:
+        self.enabled, self.what, self.total = enabled, what, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n=1: None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=False, console=Console(stderr=True))  # stdout carries results only
+        self.bar.start()
+        task = self.bar.add_task(self.what, total=self.total)
+        return lambda n=1: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+class ShardWatcher:
+    """Polls for completion markers while the runner works, whichever runner and wherever it runs."""
+
+    def __init__(self, tars: list[str], advance, interval_s: float = 1.0) -> None:
+        self.tars, self.advance, self.interval_s = list(tars), advance, interval_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while self.tars and not self.stop.wait(self.interval_s):
+            done = [t for t in self.tars if storage.exists(shards.stats_path(t))]
+            for t in done:
+                self.tars.remove(t)
+            if done:
+                self.advance(len(done))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._loop_once()
+
+    def _loop_once(self) -> None:
+        done = [t for t in self.tars if storage.exists(shards.stats_path(t))]
+        if done:
+            self.advance(len(done))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.common.sources import SourceError
-from cadenza.formats import shards
+from cadenza.formats import storage
 from cadenza.tokenizers.acoustic import CODEC_META, AcousticWeightsError, EncodecTokenizer, codec_spec, encodec_config
 from cadenza.tokenizers.base import TokenizerMismatchError
 from cadenza.tokenizers.encode_batch import EncodeVariant
@@ -92,7 +92,7 @@ def _is_local(fs) -> bool:
 
 def save_codec(tokenizer: EncodecTokenizer, directory: str) -> None:
     """Save to a local path or an fsspec URL (written locally first, then copied)."""
-    fs, path = shards._fs(directory)
+    fs, path = storage.filesystem(directory)
     if _is_local(fs):
         tokenizer.save(path)
         return
@@ -102,7 +102,7 @@ def save_codec(tokenizer: EncodecTokenizer, directory: str) -> None:
 
 
 def local_codec_dir(directory: str, stack: list[tempfile.TemporaryDirectory]) -> str:
-    fs, path = shards._fs(directory)
+    fs, path = storage.filesystem(directory)
     if _is_local(fs):
         return path
     tmp = tempfile.TemporaryDirectory()
@@ -124,10 +124,10 @@ def load_acoustic_for_tokens(
     optimize: the encoder variant; None: the one that made the tokens (its fingerprint is the manifest's).
     Raises TokenizerMismatchError if the loaded weights' fingerprint differs from the manifest's.
     """
-    manifest_path = shards.join(tokens_dir, "manifest.json")
-    if not shards.exists(manifest_path):
+    manifest_path = storage.join(tokens_dir, "manifest.json")
+    if not storage.exists(manifest_path):
         raise SourceError(f"{tokens_dir}: no manifest.json (not a finished `cadenza tokenize` output)")
-    manifest = shards.read_json(manifest_path)
+    manifest = storage.read_json(manifest_path)
     desc = (manifest.get("tokenizers") or {}).get("acoustic") or {}
     if not desc:
         raise SourceError(f"{manifest_path}: names no acoustic tokenizer")
@@ -143,8 +143,8 @@ def load_acoustic_for_tokens(
                 raise TokenizerMismatchError(
                     f"{tokens_dir} was made with a random-init codec (saved in its codec dir); do not pass weights"
                 )
-            codec_dir = shards.join(tokens_dir, manifest.get("codec_dir") or "codec")
-            if not shards.exists(shards.join(codec_dir, "config.json")):
+            codec_dir = storage.join(tokens_dir, manifest.get("codec_dir") or "codec")
+            if not storage.exists(storage.join(codec_dir, "config.json")):
                 raise SourceError(f"{tokens_dir}: random-init tokens but no saved codec at {codec_dir}")
             tok = load_acoustic(desc["name"], weights=local_codec_dir(codec_dir, stack),
                                 bandwidth=desc.get("bandwidth"), optimize=optimize, variant=variant)

@@ -136,13 +136,13 @@ class KMeansModel:
     def save(self, path: str | Path) -> None:
         import io
 
-        from cadenza.formats import shards
+        from cadenza.formats import storage
 
         buf = io.BytesIO()
         np.savez(buf, centroids=self.centroids.astype(np.float32), mean=self.mean.astype(np.float32),
                  std=self.std.astype(np.float32), config=np.array(json.dumps(self.config, sort_keys=True)),
                  fingerprint=np.array(self.fingerprint()))
-        shards.write_bytes_atomic(str(path), buf.getvalue())
+        storage.write_bytes_atomic(str(path), buf.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> KMeansModel:

@@ -32,9 +32,11 @@ import webdataset as wds
 from webdataset.tariterators import group_by_keys
 
 from cadenza.formats import tarscan
-from cadenza.formats.shards import find_stats, read_json
-from cadenza.formats.token_samples import SampleError, collate, crop_aligned, decode_sample
+from cadenza.formats.shards import find_stats
+from cadenza.formats.storage import read_json
+from cadenza.formats.token_samples import SampleError, crop_aligned, decode_sample
 from cadenza.formats.token_spec import TokenSpec
+from cadenza.training.batch import collate
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cadenza.formats.shards import write_bytes_atomic
+from cadenza.formats.storage import write_bytes_atomic
 
 
 def step_progress(label: str, total: int, start: int, enabled: bool = True) -> Any:

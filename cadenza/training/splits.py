@@ -23,11 +23,10 @@ from cadenza.formats.shards import (
     find_stats,
     iter_tar_samples,
     list_shards,
-    read_json,
     samples_table_path,
-    write_json_atomic,
     write_shard,
 )
+from cadenza.formats.storage import read_json, write_json_atomic
 
 SHARED_ENTRIES = ("codec", "kmeans.npz", "tokenizers.json")  # what sampling/decoding reads besides shards
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from cadenza.formats.shards import shard_name, write_json_atomic, write_shard
+from cadenza.formats.shards import shard_name, write_shard
+from cadenza.formats.storage import write_json_atomic
 
 SEMANTIC_VOCAB, ACOUSTIC_VOCAB, CODEBOOKS, TEXT_DIM = 16, 32, 2, 16
 SEMANTIC_RATE, ACOUSTIC_RATE = 10.0, 20.0

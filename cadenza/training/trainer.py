@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from cadenza.common.devices import resolve_device
-from cadenza.formats.shards import write_json_atomic
+from cadenza.formats.storage import write_json_atomic
 from cadenza.formats.token_spec import TokenSpec, load_token_dir
 from cadenza.training import checkpoint as ckpt_io
 from cadenza.training.data import LoaderConfig, TokenStream, load_weights, make_loader, merge_counts

@@ -99,14 +99,9 @@ def test_cli_help_explains():
 def test_cli_audit_reads_an_ingest_dir(tmp_path):
     from audit_synth import generate, write_csv, write_taxonomy
 
-    from cadenza.formats.shards import (
-        FailureRecord,
-        failures_jsonl,
-        shard_name,
-        write_bytes_atomic,
-        write_json_atomic,
-        write_shard,
-    )
+    from cadenza.formats.failures import FailureRecord, failures_jsonl
+    from cadenza.formats.shards import shard_name, write_shard
+    from cadenza.formats.storage import write_bytes_atomic, write_json_atomic
     from cadenza.musiccaps.schema import clip_key
 
     rows, _ = generate(120, seed=3)

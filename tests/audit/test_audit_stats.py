@@ -21,7 +21,9 @@ from cadenza.audit.survival import (
 from cadenza.audit.taxonomy_file import load_taxonomy
 from cadenza.audit.weights import flatten_weights, load_weights, weighted_shares, write_weights
 from cadenza.common.sources import SourceError
-from cadenza.formats.shards import FailureRecord, failures_jsonl, shard_name, write_json_atomic, write_shard
+from cadenza.formats.failures import FailureRecord, failures_jsonl
+from cadenza.formats.shards import shard_name, write_shard
+from cadenza.formats.storage import write_json_atomic
 from cadenza.musiccaps.schema import ClipRecord
 
 
@@ -115,7 +117,8 @@ def test_survival_from_an_ingest_dir(tmp_path):
     samples = [{"__key__": c.key, "json": json.dumps(c.to_dict()), "txt": c.caption} for c in clips[:2]]
     write_shard(f"{d}/shards/{shard_name('audio', 0)}", samples, {"count": 2})
     # an incomplete shard (no stats marker) does not count
-    from cadenza.formats.shards import tar_bytes, write_bytes_atomic
+    from cadenza.formats.shards import tar_bytes
+    from cadenza.formats.storage import write_bytes_atomic
 
     write_bytes_atomic(f"{d}/shards/{shard_name('audio', 1)}", tar_bytes([{"__key__": clips[4].key, "txt": "x"}]))
     fails = [

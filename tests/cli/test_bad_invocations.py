@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cadenza.cli import main
-from cadenza.formats import shards
+from cadenza.formats import shards, storage
 from cadenza.training.synthetic import make_synthetic_tokens
 
 HEADER = ("ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,"
@@ -42,7 +42,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     audio = root / "audio"
     shards.write_shard(str(audio / "shards" / "audio-000000.tar"),
                        [{"__key__": "k", "flac": b"x", "json": "{}"}], {"kind": "audio"})
-    shards.write_json_atomic(str(audio / "manifest.json"), {"kind": "audio"})
+    storage.write_json_atomic(str(audio / "manifest.json"), {"kind": "audio"})
     make_synthetic_tokens(root / "tokens", clips=8, shards=2)
     run = root / "run"
     train(TrainConfig.preset("tiny", str(root / "tokens"), str(run), steps=1, batch_size=2, progress=False))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cadenza.formats import shards
+from cadenza.formats import shards, storage
 
 SR = 32_000
 STYLES = ["hindustani", "chiptune", "house", "gamelan"]
@@ -31,7 +31,7 @@ def write_audio_dir(root, per_shard: list[list[tuple[str, np.ndarray, str]]]) ->
     for i, clips in enumerate(per_shard):
         samples = [flac_sample(k, a, c) for k, a, c in clips]
         shards.write_shard(str(root / "shards" / shards.shard_name("audio", i)), samples, {"samples": len(samples)})
-    shards.write_json_atomic(str(root / "manifest.json"), {"kind": "audio", "clips_written": sum(map(len, per_shard))})
+    storage.write_json_atomic(str(root / "manifest.json"), {"kind": "audio", "clips_written": sum(map(len, per_shard))})
     return str(root)
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from cadenza.evaluation.evaluate import EvalConfig, evaluate
-from cadenza.evaluation.report_metrics import GAIN_COLOUR
+from cadenza.evaluation.report import GAIN_COLOUR
 from cadenza.training.synthetic import ToneDecoder, make_synthetic_tokens
 from cadenza.training.trainer import TrainConfig, train
 

@@ -17,7 +17,7 @@ from faultkit import SEEDS, cli_env, count_complete, run_and_kill, run_cli, toke
 from ingest_testkit import media_dir, read_shard, write_csv  # noqa: F401 (media_dir is a fixture)
 from safetensors.torch import load_file
 
-from cadenza.formats import shards
+from cadenza.formats import shards, storage
 from cadenza.testing.mediaserver import MediaServer, synth_audio
 from cadenza.training.synthetic import make_synthetic_tokens
 
@@ -90,7 +90,7 @@ def tokenize_reference(tmp_path_factory):
                     "sample_rate": 32_000, "num_samples": int(y.size), "duration_s": y.size / 32_000}
             samples.append({"__key__": key, "flac": buf.getvalue(), "txt": meta["caption"], "json": json.dumps(meta)})
         shards.write_shard(str(audio / "shards" / shards.shard_name("audio", i)), samples, {"samples": 2})
-    shards.write_json_atomic(str(audio / "manifest.json"), {"kind": "audio", "clips_written": 2 * TOKEN_SHARDS})
+    storage.write_json_atomic(str(audio / "manifest.json"), {"kind": "audio", "clips_written": 2 * TOKEN_SHARDS})
     args = ["tokenize", "--shards", str(audio), "--codec-random-init", "--codec-small", "--clusters", "8",
             "--text", "none", "--no-progress", "--batch-size", "2", "--optimize", "eager"]
     clean = root / "clean"

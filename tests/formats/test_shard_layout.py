@@ -8,7 +8,7 @@ import tarfile
 
 import pyarrow.parquet as pq
 
-from cadenza.formats import shards
+from cadenza.formats import failures, shards, storage
 from cadenza.formats.index import rebuild_index, write_samples_index
 
 
@@ -20,8 +20,8 @@ def sample(key: str, caption: str = "a calm chord") -> dict:
     return {"__key__": key, "flac": b"fLaC" + key.encode(), "json": json.dumps(meta), "txt": caption}
 
 
-def failure(key: str, shard: str) -> shards.FailureRecord:
-    return shards.FailureRecord(key=key, stage="fetch", category="not_found", message="HTTP 404", attempts=1,
+def failure(key: str, shard: str) -> failures.FailureRecord:
+    return failures.FailureRecord(key=key, stage="fetch", category="not_found", message="HTTP 404", attempts=1,
                                 ytid=key[:11], row=2, shard=shard,
                                 extra={"source_url": "https://example.invalid/x", "window": [0.0, 10.0]})
 
@@ -73,7 +73,7 @@ def old_layout(out):
     empty.write_bytes(shards.tar_bytes([]))
     (out / "shards" / "audio-000001.stats.json").write_text(json.dumps({"bytes": empty.stat().st_size}))
     (out / "failures" / "audio-000001.jsonl").write_bytes(
-        shards.failures_jsonl([failure("gone0000000_00000000_00010000", "audio-000001.tar")]))
+        failures.failures_jsonl([failure("gone0000000_00000000_00010000", "audio-000001.tar")]))
     return out
 
 
@@ -93,7 +93,7 @@ def test_a_migration_cut_short_finishes_on_the_next_run(tmp_path):
     out = old_layout(tmp_path / "old")
     tar = str(out / "shards" / "audio-000001.tar")
     # killed after writing the new marker of the empty shard, before removing its tar and old marker
-    shards.write_json_atomic(shards.stats_path(tar), {"bytes": 0, "rows": 1})
+    storage.write_json_atomic(shards.stats_path(tar), {"bytes": 0, "rows": 1})
     shards.migrate_layout(str(out / "shards"))
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["audio-000000.tar"]
     assert shards.read_stats(tar) == {"bytes": 0, "rows": 1} and shards.is_complete(tar)
@@ -117,8 +117,8 @@ def test_index_rebuilds_tables_of_an_old_dir_and_unions_them(tmp_path):
 
 def test_failures_are_written_as_records_and_as_a_table(tmp_path):
     path = str(tmp_path / "failures" / "audio-000000.jsonl")
-    shards.write_failures(path, [failure("b" * 11 + "_00000000_00010000", "audio-000000.tar")])
-    assert [r.category for r in shards.read_failures(str(tmp_path / "failures"))] == ["not_found"]
+    failures.write_failures(path, [failure("b" * 11 + "_00000000_00010000", "audio-000000.tar")])
+    assert [r.category for r in failures.read_failures(str(tmp_path / "failures"))] == ["not_found"]
     row = pq.read_table(tmp_path / "failures" / "audio-000000.parquet").to_pylist()[0]
     assert (row["status"], row["error_message"], row["url"]) == ("failed", "HTTP 404", "https://example.invalid/x")
 

@@ -6,7 +6,7 @@ import tarfile
 import pytest
 import webdataset as wds
 
-from cadenza.formats import shards
+from cadenza.formats import failures, shards, storage
 
 
 def samples(n: int) -> list[dict]:
@@ -25,11 +25,11 @@ def test_tar_is_deterministic_and_sorted(tmp_path):
 
 def test_write_shard_marker_and_readback(tmp_path):
     out = str(tmp_path / "shards")
-    path = shards.join(out, shards.shard_name("audio", 3))
+    path = storage.join(out, shards.shard_name("audio", 3))
     assert path.endswith("audio-000003.tar")
     shards.write_shard(path, samples(4), {"count": 4})
     assert shards.is_complete(path)
-    assert shards.read_json(shards.stats_path(path))["count"] == 4
+    assert storage.read_json(shards.stats_path(path))["count"] == 4
     assert shards.list_shards(out) == [path]
     got = list(shards.iter_tar_samples(path))
     assert [s["__key__"] for s in got] == ["k000", "k001", "k002", "k003"]
@@ -66,11 +66,11 @@ def test_fsspec_memory_filesystem():
 
 
 def test_failure_records_round_trip(tmp_path):
-    recs = [shards.FailureRecord(key="b", stage="fetch", category="not_found", message="404", attempts=1),
-            shards.FailureRecord(key="a", stage="validate", category="bad_ytid", message="x", row=3)]
+    recs = [failures.FailureRecord(key="b", stage="fetch", category="not_found", message="404", attempts=1),
+            failures.FailureRecord(key="a", stage="validate", category="bad_ytid", message="x", row=3)]
     (tmp_path / "f").mkdir()
-    (tmp_path / "f" / "part.jsonl").write_bytes(shards.failures_jsonl(recs))
-    back = shards.read_failures(str(tmp_path / "f"))
+    (tmp_path / "f" / "part.jsonl").write_bytes(failures.failures_jsonl(recs))
+    back = failures.read_failures(str(tmp_path / "f"))
     assert [r.key for r in back] == ["a", "b"] and back[1].category == "not_found"
 
 
@@ -85,7 +85,7 @@ def test_a_failed_atomic_write_leaves_no_temp_file(tmp_path, monkeypatch):
     monkeypatch.setattr(local.LocalFileOpener, "write", no_space)
     with pytest.raises(OSError) as e:
         shards.write_shard(str(tmp_path / "audio-000000.tar"), [{"__key__": "a", "txt": b"x"}], {})
-    assert shards.is_disk_full(e.value)
+    assert storage.is_disk_full(e.value)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -98,17 +98,17 @@ def test_is_disk_full_sees_wrapped_and_textual_enospc():
         except OSError as inner:
             raise RuntimeError("stage failed") from inner
     except RuntimeError as outer:
-        assert shards.is_disk_full(outer)
-    assert shards.is_disk_full(RuntimeError("OSError: [Errno 28] No space left on device [while running 'W']"))
-    assert shards.is_disk_full(Exception("I/O error: No space left on device (os error 28)"))
-    assert not shards.is_disk_full(OSError(errno.EACCES, "Permission denied"))
-    assert not shards.is_disk_full(ValueError("28 clips"))
+        assert storage.is_disk_full(outer)
+    assert storage.is_disk_full(RuntimeError("OSError: [Errno 28] No space left on device [while running 'W']"))
+    assert storage.is_disk_full(Exception("I/O error: No space left on device (os error 28)"))
+    assert not storage.is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not storage.is_disk_full(ValueError("28 clips"))
 
 
 def test_remove_partial_writes_keeps_whole_files(tmp_path):
     shards.write_shard(str(tmp_path / "shards" / "audio-000000.tar"), samples(2), {})
     (tmp_path / "shards" / "audio-000001.tar.tmp-1a2b3c4d").write_bytes(b"half a tar")
-    shards.remove_partial_writes(str(tmp_path / "shards"))
-    shards.remove_partial_writes(str(tmp_path / "missing"))  # nothing there yet: fine
+    storage.remove_partial_writes(str(tmp_path / "shards"))
+    storage.remove_partial_writes(str(tmp_path / "missing"))  # nothing there yet: fine
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["audio-000000.tar"]
     assert sorted(p.name for p in (tmp_path / "stats").iterdir()) == ["audio-000000.stats.json"]

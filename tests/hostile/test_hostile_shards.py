@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from cadenza.formats.shards import iter_tar_samples, list_shards, write_json_atomic
+from cadenza.formats.shards import iter_tar_samples, list_shards
+from cadenza.formats.storage import write_json_atomic
 from cadenza.formats.token_spec import FingerprintMismatch, TokenSpec, load_token_dir
 from cadenza.pipelines.tokenize.dofns import CLIPS, COUNT, ReadAudioShard, TokenizeBundle
 from cadenza.training.data import LoaderConfig, TokenStream, make_loader
@@ -343,7 +344,7 @@ def test_kmeans_clip_loading_keeps_what_it_can_read(tmp_path, case):
     gives its clips up to the break and the fit goes on (the tokenize pass records the shard)."""
     import soundfile as sf
 
-    from cadenza.formats.audio_shards import load_clips, select_clips
+    from cadenza.formats.audio import load_clips, select_clips
 
     def flac(seed: int) -> bytes:
         buf = io.BytesIO()

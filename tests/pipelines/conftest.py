@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cadenza.formats import shards
+from cadenza.formats import shards, storage
 
 SR = 32_000
 
@@ -48,7 +48,7 @@ def write_audio_dir(root, clips_per_shard: list[list[tuple[str, np.ndarray, str]
             else:
                 samples.append(audio_sample(key, audio, caption, row))
         shards.write_shard(str(root / "shards" / shards.shard_name("audio", i)), samples, {"samples": len(samples)})
-    shards.write_json_atomic(str(root / "manifest.json"), {"kind": "audio", "clips_written": row})
+    storage.write_json_atomic(str(root / "manifest.json"), {"kind": "audio", "clips_written": row})
     return str(root)
 
 

@@ -21,7 +21,7 @@ from ingest_testkit import (  # noqa: F401 (media_dir is a fixture)
     write_csv,
 )
 
-from cadenza.formats.shards import read_failures
+from cadenza.formats.failures import read_failures
 from cadenza.musiccaps.schema import clip_key
 from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
 from cadenza.testing.mediaserver import MediaServer

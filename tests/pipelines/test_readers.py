@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 from cadenza.cli import app
 from cadenza.pipelines.ingest.run import IngestConfig, run_ingest
-from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+from cadenza.pipelines.tokenize.config import TokenizeConfig
+from cadenza.pipelines.tokenize.run import run_tokenize
 from cadenza.testing.mediaserver import MediaServer
 
 torch.set_num_threads(1)

@@ -29,7 +29,7 @@ from ingest_testkit import RETRY_OK, media_dir, write_csv  # noqa: F401 (media_d
 from typer.testing import CliRunner
 
 from cadenza.cli import app
-from cadenza.formats import shards
+from cadenza.formats import shards, storage
 from cadenza.testing.mediaserver import MediaServer, synth_audio
 
 pytestmark = pytest.mark.slow
@@ -191,7 +191,7 @@ def token_inputs(tmp_path_factory):
             flac = b"not a flac file" if seed is None else _flac(seed)
             samples.append({"__key__": key, "flac": flac, "txt": meta["caption"], "json": json.dumps(meta)})
         shards.write_shard(str(audio / "shards" / shards.shard_name("audio", i)), samples, {"samples": len(seeds)})
-    shards.write_json_atomic(str(audio / "manifest.json"), {"kind": "audio", "clips_written": row})
+    storage.write_json_atomic(str(audio / "manifest.json"), {"kind": "audio", "clips_written": row})
     # batch size 2: shards of 3 clips end in a chunk of 1 (what BatchElements emitted from finish_bundle)
     args = ["tokenize", "--shards", str(audio), "--codec-random-init", "--codec-small", "--clusters", "8",
             "--no-progress", "--batch-size", "2"]

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from cadenza.formats import shards
-from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+from cadenza.pipelines.tokenize.config import TokenizeConfig
+from cadenza.pipelines.tokenize.run import run_tokenize
 from cadenza.tokenizers.acoustic_loading import load_acoustic_for_tokens
 from cadenza.tokenizers.base import TokenizerMismatchError
 
@@ -32,7 +33,7 @@ def acoustic_codes(out) -> dict[str, np.ndarray]:
 def clip_audio(audio_dir: str, rate: int) -> dict[str, np.ndarray]:
     import librosa
 
-    from cadenza.formats.audio_shards import decode_audio
+    from cadenza.formats.audio import decode_audio
 
     out = {}
     for tar in shards.list_shards(f"{audio_dir}/shards"):

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from cadenza.formats import shards
-from cadenza.pipelines.tokenize.run import TokenizeConfig, run_tokenize
+from cadenza.formats.failures import read_failures
+from cadenza.pipelines.tokenize.config import TokenizeConfig
+from cadenza.pipelines.tokenize.run import run_tokenize
 from cadenza.pipelines.tokenize.setup import check_manifest_tokenizers, fit_kmeans
 from cadenza.tokenizers.acoustic_loading import load_acoustic_for_tokens
 from cadenza.tokenizers.base import TokenizerMismatchError
@@ -40,7 +42,7 @@ def test_every_clip_ends_in_tokens_or_a_failure_deterministically_and_resumably(
     assert manifest["kind"] == "tokens" and manifest["random_weights"] is True and manifest["codec_dir"] == "codec"
     assert manifest["clips_written"] == 4 and manifest["failures"] == 1
     assert manifest["failures_by_category"] == {"decode": 1}
-    failures = shards.read_failures(str(out / "failures"))
+    failures = read_failures(str(out / "failures"))
     assert [f.key for f in failures] == ["ccccccccccc_00000000_00002000"] and failures[0].row == 3
     assert failures[0].ytid == "ccccccccccc"
 

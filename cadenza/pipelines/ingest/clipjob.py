@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cadenza.formats.failures import SESSION, side_of
-from cadenza.formats.shards import FailureRecord
+from cadenza.formats.failures import SESSION, FailureRecord, side_of
 from cadenza.musiccaps.schema import ClipRecord
 from cadenza.pipelines.ingest import audio
 from cadenza.pipelines.ingest.fetch import Fetcher, FetchError, FetchOptions, build_url, with_retries

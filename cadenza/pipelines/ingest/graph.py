@@ -24,8 +24,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from cadenza.formats import shards
-from cadenza.formats.shards import FailureRecord
+from cadenza.formats import shards, storage
+from cadenza.formats.failures import FailureRecord, read_failure_file, write_failures
 from cadenza.musiccaps.schema import ClipRecord
 from cadenza.pipelines.ingest.clipjob import ClipJobConfig, ClipResult, process_clip
 from cadenza.pipelines.ingest.fetch import Fetcher
@@ -70,11 +70,11 @@ class WriteAudioShardFn(beam.DoFn):
         if task.retry_keys is not None:
             retry = set(task.retry_keys)
             # a shard whose rows all failed or are pending has no tar
-            old = shards.iter_tar_samples(tar_path) if shards.exists(tar_path) else []
+            old = shards.iter_tar_samples(tar_path) if storage.exists(tar_path) else []
             keep = [s for s in old if s["__key__"] not in retry]
             for s in keep:
                 s.pop("__url__", None)
-            kept_failures = [f for f in shards.read_failure_file(fail_path) if f.key not in retry]
+            kept_failures = [f for f in read_failure_file(fail_path) if f.key not in retry]
             rows = [(c, n) for c, n in rows if c.key in retry]
         # jitter seeded per shard so retries are spread but a rerun behaves the same
         rng = random.Random(zlib.crc32(task.name.encode()))  # noqa: S311
@@ -98,9 +98,9 @@ class WriteAudioShardFn(beam.DoFn):
             self.audio_ms.update(int(round(1000 * _num_samples(s) / self.job.sample_rate)))
         # a retry rewrites a finished shard: drop its marker first so a crash leaves it "to redo"
         while (stats_file := shards.find_stats(tar_path)) is not None:
-            fs, p = shards._fs(stats_file)
+            fs, p = storage.filesystem(stats_file)
             fs.rm(p)
-        shards.write_failures(fail_path, failures)
+        write_failures(fail_path, failures)
         shards.write_shard(tar_path, samples, stats)
         self.shards_written.inc()
         yield {"shard": task.name, **stats}

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cadenza.common.config import from_dict_strict
-from cadenza.formats import shards
+from cadenza.formats import failures, shards, storage
 from cadenza.formats.failures import JS_FAILURES
 from cadenza.formats.index import write_samples_index
 from cadenza.musiccaps.schema import ClipRecord, Reject
@@ -179,9 +179,9 @@ def reject_category(r: Reject) -> str:
     return f"invalid_{r.field}"
 
 
-def validation_failures(rejects: list[Reject]) -> list[shards.FailureRecord]:
+def validation_failures(rejects: list[Reject]) -> list[failures.FailureRecord]:
     return [
-        shards.FailureRecord(
+        failures.FailureRecord(
             key=f"row{r.row:07d}",
             stage="validate",
             category=reject_category(r),
@@ -204,15 +204,15 @@ def _label_names(clips: list[ClipRecord], ontology: str | None) -> dict[str, lis
 
 
 def _remove(path: str) -> None:
-    if shards.exists(path):
-        fs, p = shards._fs(path)
+    if storage.exists(path):
+        fs, p = storage.filesystem(path)
         fs.rm(p)
 
 
 def _remove_partial_writes(out: str) -> None:
     """Temporary files a killed run left behind (atomic writes that never got renamed)."""
     for sub in ("shards", "failures", shards.STATS_DIR, shards.SAMPLES_DIR):
-        shards.remove_partial_writes(shards.join(out, sub))
+        storage.remove_partial_writes(storage.join(out, sub))
 
 
 def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict[str, Any]:
@@ -222,7 +222,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
     from cadenza.musiccaps import load_musiccaps
     from cadenza.pipelines.beam import make_pipeline, pipeline_options, run_to_completion
     from cadenza.pipelines.ingest.graph import build_pipeline
-    from cadenza.pipelines.progress import ShardProgress
+    from cadenza.pipelines.ingest.progress import ShardProgress
 
     config.validate()
     started = time.time()
@@ -233,11 +233,11 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
         clips = [c for c in clips if c.row <= config.limit]
         rejects = [r for r in rejects if r.row <= config.limit]
         rows_in = len(clips) + len(rejects)
-    out = shards.absolute(config.out)  # workers write there, whatever their working directory
+    out = storage.absolute(config.out)  # workers write there, whatever their working directory
     names = _label_names(clips, config.ontology)
-    shards.makedirs(shards.join(out, "shards"))
-    shards.makedirs(shards.join(out, "failures"))
-    shards.migrate_layout(shards.join(out, "shards"))  # an output dir an older version wrote
+    storage.makedirs(storage.join(out, "shards"))
+    storage.makedirs(storage.join(out, "failures"))
+    shards.migrate_layout(storage.join(out, "shards"))  # an output dir an older version wrote
     planned, tasks = plan_tasks(
         clips, names, out=out, prefix=config.prefix, shard_size=config.shard_size,
         sample_rate=config.sample_rate, source_url_template=config.source_url_template,
@@ -251,7 +251,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
         for path in (shards.stats_path(tar), tar_path, fail_path, fail_path.removesuffix(".jsonl") + ".parquet",
                      shards.samples_table_path(tar)):
             _remove(path)
-    shards.write_failures(shards.join(out, "failures", "validate.jsonl"), validation_failures(rejects))
+    failures.write_failures(storage.join(out, "failures", "validate.jsonl"), validation_failures(rejects))
     metrics: dict[str, Any] = {}
     if tasks:
         options = pipeline_options(beam_args, parallel_tasks=len(tasks))
@@ -263,7 +263,7 @@ def run_ingest(config: IngestConfig, beam_args: list[str] | None = None) -> dict
         metrics = _counters(run)
     manifest = build_manifest(config, out, planned, rows_in, len(clips), rejects)
     manifest["run"] = {"shards_written": len(tasks), "seconds": round(time.time() - started, 1), "metrics": metrics}
-    shards.write_json_atomic(shards.join(out, "manifest.json"), manifest)
+    storage.write_json_atomic(storage.join(out, "manifest.json"), manifest)
     write_samples_index(out)
     if manifest["session"]["blocked"]:
         raise SessionBlockedError(manifest)
@@ -293,7 +293,7 @@ def build_manifest(config: IngestConfig, out: str, planned: list[str], rows_in: 
             continue
         st = shards.read_stats(tar)
         complete.append(name)
-        if not shards.exists(tar):
+        if not storage.exists(tar):
             no_samples.append(name)
         written += st["clips_written"]
         failed += st["failures"]

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cadenza.formats import shards
+from cadenza.formats import shards, storage
 from cadenza.musiccaps.schema import ClipRecord
 
 
@@ -54,15 +54,15 @@ def plan_digest(clips: list[ClipRecord], *, sample_rate: int, source_url_templat
 def shard_paths(out: str, name: str) -> tuple[str, str]:
     """(tar path, failures jsonl path) of shard `name`."""
     stem = name.removesuffix(".tar")
-    return shards.join(out, "shards", name), shards.join(out, "failures", f"{stem}.jsonl")
+    return storage.join(out, "shards", name), storage.join(out, "failures", f"{stem}.jsonl")
 
 
 def shard_failed_keys(out: str, name: str) -> list[str]:
     """Keys of the rows the shard's last run recorded as failed."""
     _, fail_path = shard_paths(out, name)
-    if not shards.exists(fail_path):
+    if not storage.exists(fail_path):
         return []
-    fs, p = shards._fs(fail_path)
+    fs, p = storage.filesystem(fail_path)
     with fs.open(p, "rb") as f:
         return [json.loads(line)["key"] for line in f if line.strip()]
 
@@ -102,7 +102,7 @@ def stale_shards(out: str, prefix: str, planned: list[str]) -> list[str]:
     """Shards (tars complete or not, and finished shards without a tar) in `out` with our prefix that the
     current plan does not have, as tar paths."""
     keep = set(planned)
-    shard_dir = shards.join(out, "shards")
+    shard_dir = storage.join(out, "shards")
     found = {t.rsplit("/", 1)[-1] for t in shards.list_shards(shard_dir, complete_only=False)}
     found |= set(shards.finished_shard_names(shard_dir))
-    return [shards.join(shard_dir, n) for n in sorted(found) if n.startswith(f"{prefix}-") and n not in keep]
+    return [storage.join(shard_dir, n) for n in sorted(found) if n.startswith(f"{prefix}-") and n not in keep]

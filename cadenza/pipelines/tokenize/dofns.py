@@ -15,8 +15,8 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from cadenza.formats import shards
-from cadenza.formats.shards import FailureRecord
+from cadenza.formats import shards, storage
+from cadenza.formats.failures import FailureRecord
 from cadenza.tokenizers.base import TokenizerMismatchError
 
 COUNT = "count"
@@ -165,7 +165,7 @@ class TokenizeBundle(beam.DoFn):
         """("ready", decoded clip with its semantic tokens and codec-rate audio) or ("fail", failure dict)."""
         import librosa
 
-        from cadenza.formats.audio_shards import decode_audio
+        from cadenza.formats.audio import decode_audio
 
         key = sample["__key__"]
         meta = _meta(sample)
@@ -236,12 +236,12 @@ class WriteTokenShard(beam.DoFn):
             raise RuntimeError(f"shard {index}: {expected} clips read but {len(samples) + len(failures)} came back")
         name = shards.shard_name(self.prefix, index)
         # failures first: the stats marker written last vouches for both files
-        failures_path = shards.join(self.out, "failures", name.removesuffix(".tar") + ".jsonl")
-        shards.write_failures(failures_path, failures)
+        failures_path = storage.join(self.out, "failures", name.removesuffix(".tar") + ".jsonl")
+        failures.write_failures(failures_path, failures)
         stats = {
             "shard": name, "source_shard": self.sources.get(index, ""), "samples": len(samples),
             "failures": len(failures), "audio_seconds": round(seconds, 3),
             "failures_by_category": dict(Counter(f.category for f in failures)),
         }
-        shards.write_shard(shards.join(self.out, "shards", name), samples, stats)
+        shards.write_shard(storage.join(self.out, "shards", name), samples, stats)
         yield stats

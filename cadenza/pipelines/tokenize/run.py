@@ -21,55 +21,14 @@ tokenizers into the same directory is refused instead of mixing tokens.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from cadenza.common.config import from_dict_strict
-from cadenza.formats import shards
-from cadenza.formats.audio_shards import input_shards
+from cadenza.formats import shards, storage
+from cadenza.formats.audio import input_shards
 from cadenza.formats.index import write_samples_index
-from cadenza.pipelines.progress import ProgressBar, ShardWatcher
+from cadenza.pipelines.beam import ProgressBar, ShardWatcher
+from cadenza.pipelines.tokenize.config import TokenizeConfig
 from cadenza.pipelines.tokenize.setup import CODEC_DIR, KMEANS_FILE, check_lock, prepare_tokenizers
-from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE
-
-
-@dataclass
-class TokenizeConfig:
-    shards: str  # ingest output dir (holds shards/audio-NNNNNN.tar)
-    out: str  # tokens dir
-    acoustic: str = "encodec_24khz"
-    bandwidth: float | None = None  # kbps; None: 6.0 (24 kHz) or 2.2 (32 kHz)
-    codec_weights: str | None = None  # save_pretrained dir; None: the HF cache
-    codec_random_init: bool = False  # tests and demo only: k-means-initialised random codec, saved to OUT/codec
-    codec_small: bool = False  # with codec_random_init: narrow widths (tests)
-    semantic: str = "mfcc-kmeans"  # or hf:PATH[@LAYER]
-    kmeans: str | None = None  # fitted .npz; None: fit on the input into OUT/kmeans.npz
-    clusters: int = 1024  # when fitting here
-    text: str = "minilm"  # or "none"
-    prefix: str = "tokens"
-    batch_size: int = 8  # most clips per chunk (one Beam element)
-    calibration_clips: int = 16  # clips whose encoder outputs initialise a random codec's codebooks
-    seed: int = 0
-    torch_threads: int = 1  # per worker; run one worker per core
-    optimize: str = DEFAULT_OPTIMIZE  # encoder variant: eager | fold | trace | onnx (tokenizers.encodec_variants)
-    device: str = "auto"  # auto | cpu | cuda (cadenza.common.devices); each worker resolves auto itself
-    codec_batch: int = 0  # clips per EnCodec call; 0: 1 on CPU, CUDA_CODEC_BATCH on CUDA (named in the fingerprint)
-    progress: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TokenizeConfig:
-        return from_dict_strict(cls, d)
-
-    def features(self) -> str:
-        if self.semantic == "mfcc-kmeans":
-            return "mfcc"
-        if self.semantic.startswith("hf:"):
-            return self.semantic
-        raise ValueError(f"--semantic must be mfcc-kmeans or hf:PATH[@LAYER], got {self.semantic!r}")
-
 
 # ---------------------------------------------------------------- the pipeline
 
@@ -81,15 +40,15 @@ def run_tokenize(config: TokenizeConfig, beam_args: list[str] | None = None) -> 
     """
     config = _with_absolute_paths(config)
     sources = input_shards(config.shards)
-    shards.migrate_layout(shards.join(config.out, "shards"))  # an output dir an older version wrote
+    shards.migrate_layout(storage.join(config.out, "shards"))  # an output dir an older version wrote
     for sub in ("shards", "failures", shards.STATS_DIR, shards.SAMPLES_DIR):
-        shards.makedirs(shards.join(config.out, sub))
-        shards.remove_partial_writes(shards.join(config.out, sub))  # what a killed run left
+        storage.makedirs(storage.join(config.out, sub))
+        storage.remove_partial_writes(storage.join(config.out, sub))  # what a killed run left
     tokenizers = prepare_tokenizers(config, [p for _, p in sources])
     check_lock(config.out, tokenizers)
     pending = [
         (i, p) for i, p in sources
-        if not shards.is_complete(shards.join(config.out, "shards", shards.shard_name(config.prefix, i)))
+        if not shards.is_complete(storage.join(config.out, "shards", shards.shard_name(config.prefix, i)))
     ]
     if pending:
         _run_beam(config, tokenizers, pending, dict(sources), beam_args or [])
@@ -101,9 +60,9 @@ def _with_absolute_paths(config: TokenizeConfig) -> TokenizeConfig:
     from dataclasses import replace
 
     return replace(
-        config, shards=shards.absolute(config.shards), out=shards.absolute(config.out),
-        kmeans=config.kmeans and shards.absolute(config.kmeans),
-        codec_weights=config.codec_weights and shards.absolute(config.codec_weights),
+        config, shards=storage.absolute(config.shards), out=storage.absolute(config.out),
+        kmeans=config.kmeans and storage.absolute(config.kmeans),
+        codec_weights=config.codec_weights and storage.absolute(config.codec_weights),
     )
 
 
@@ -116,7 +75,7 @@ def _run_beam(config, tokenizers, pending, sources, beam_args) -> None:
     plan = tokenizers
     # one Dask partition per shard; locally, one process whose torch threads do the work
     options = pipeline_options(beam_args, parallel_tasks=len(pending), local_processes=False)
-    out_names = [shards.join(config.out, "shards", shards.shard_name(config.prefix, i)) for i, _ in pending]
+    out_names = [storage.join(config.out, "shards", shards.shard_name(config.prefix, i)) for i, _ in pending]
     with ProgressBar(config.progress, "token shards", len(pending)) as advance, ShardWatcher(out_names, advance):
         p = make_pipeline(options)
         # a chunk holds at least one full EnCodec batch (a short one is padded with silent rows)
@@ -137,17 +96,17 @@ def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: 
     """Summarise every output shard (complete or not) and failure into OUT/manifest.json."""
     names, missing, no_samples, totals, categories = [], [], [], Counter(), Counter()
     for i, _path in sources:
-        tar = shards.join(config.out, "shards", shards.shard_name(config.prefix, i))
+        tar = storage.join(config.out, "shards", shards.shard_name(config.prefix, i))
         if not shards.is_complete(tar):
             missing.append(tar.rsplit("/", 1)[-1])
             continue
         stats = shards.read_stats(tar)
-        (names if shards.exists(tar) else no_samples).append(stats["shard"])  # no tar: every clip failed
+        (names if storage.exists(tar) else no_samples).append(stats["shard"])  # no tar: every clip failed
         totals.update({"samples": stats["samples"], "failures": stats["failures"]})
         totals["audio_seconds"] += stats["audio_seconds"]
         categories.update(stats.get("failures_by_category", {}))
-    audio_manifest_path = shards.join(config.shards, "manifest.json")
-    audio_manifest = shards.read_json(audio_manifest_path) if shards.exists(audio_manifest_path) else {}
+    audio_manifest_path = storage.join(config.shards, "manifest.json")
+    audio_manifest = storage.read_json(audio_manifest_path) if storage.exists(audio_manifest_path) else {}
     random = bool(tokenizers["acoustic"].get("random_weights"))
     manifest = {
         "kind": "tokens",
@@ -169,7 +128,7 @@ def write_manifest(config: TokenizeConfig, tokenizers: dict[str, Any], sources: 
     }
     if random:
         manifest["codec_dir"] = CODEC_DIR
-    shards.write_json_atomic(shards.join(config.out, "manifest.json"), manifest)
+    storage.write_json_atomic(storage.join(config.out, "manifest.json"), manifest)
     write_samples_index(config.out)
     return manifest
 

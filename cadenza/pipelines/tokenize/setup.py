@@ -4,18 +4,16 @@ locate the codec, record their fingerprints in OUT/tokenizers.json, and refuse t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from cadenza.common.sources import SourceError
-from cadenza.formats import shards
-from cadenza.formats.audio_shards import input_shards, load_clips, select_clips
-from cadenza.pipelines.progress import ProgressBar
+from cadenza.formats import storage
+from cadenza.formats.audio import input_shards, load_clips, select_clips
+from cadenza.pipelines.beam import ProgressBar
+from cadenza.pipelines.tokenize.config import TokenizeConfig
 from cadenza.tokenizers.base import TokenizerMismatchError
-
-if TYPE_CHECKING:
-    from cadenza.pipelines.tokenize.run import TokenizeConfig
 
 LOCK_FILE = "tokenizers.json"
 # clips per EnCodec call on a GPU unless --codec-batch says otherwise; on CPU batching is no faster
@@ -64,8 +62,8 @@ def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, 
     device = resolve_device(config.device)
     variant = EncodeVariant(batch=codec_batch(config, device))
 
-    kmeans_path = config.kmeans or shards.join(config.out, KMEANS_FILE)
-    if not shards.exists(kmeans_path):
+    kmeans_path = config.kmeans or storage.join(config.out, KMEANS_FILE)
+    if not storage.exists(kmeans_path):
         if config.kmeans:
             raise SourceError(f"--kmeans {config.kmeans}: no such file")
         fit_kmeans(config.shards, kmeans_path, clusters=config.clusters, features=config.features(),
@@ -76,12 +74,12 @@ def prepare_tokenizers(config: TokenizeConfig, sources: list[str]) -> dict[str, 
     if (wanted == "mfcc") != (got == "mfcc"):
         raise TokenizerMismatchError(f"{kmeans_path} was fitted on {got} features, but --semantic is {config.semantic}")
 
-    codec_dir = shards.join(config.out, CODEC_DIR)
+    codec_dir = storage.join(config.out, CODEC_DIR)
     weights = config.codec_weights
     if config.codec_random_init:
         # resume: same weights as before. The meta file is written last: a codec dir without it is a
         # save cut short by a kill, and is made again (seeded, so with the same weights)
-        if shards.exists(shards.join(codec_dir, CODEC_META)):
+        if storage.exists(storage.join(codec_dir, CODEC_META)):
             acoustic = _load_saved_codec(config, codec_dir, device, variant)
         else:
             calibration = _calibration_audio(sources, config)
@@ -145,10 +143,10 @@ def _calibration_audio(sources: list[str], config: TokenizeConfig) -> list[np.nd
 
 def check_lock(out: str, tokenizers: dict[str, Any]) -> None:
     """First run: record the tokenizers. Later runs into the same dir must use the same ones."""
-    path = shards.join(out, LOCK_FILE)
+    path = storage.join(out, LOCK_FILE)
     fps = {k: (tokenizers[k] or {}).get("fingerprint") for k in ("semantic", "acoustic", "text")}
-    if shards.exists(path):
-        before = shards.read_json(path)
+    if storage.exists(path):
+        before = storage.read_json(path)
         old = {k: (before.get(k) or {}).get("fingerprint") for k in ("semantic", "acoustic", "text")}
         if old != fps:
             diff = ", ".join(f"{k}: {old[k]} -> {fps[k]}" for k in fps if old[k] != fps[k])
@@ -156,7 +154,7 @@ def check_lock(out: str, tokenizers: dict[str, Any]) -> None:
                 f"{out} already holds tokens made with other tokenizers ({diff}); use a new --out directory"
             )
         return
-    shards.write_json_atomic(path, {k: tokenizers[k] for k in ("semantic", "acoustic", "text")})
+    storage.write_json_atomic(path, {k: tokenizers[k] for k in ("semantic", "acoustic", "text")})
 
 
 def check_manifest_tokenizers(manifest: dict[str, Any], expected: dict[str, Any], *, where: str = "") -> None:

@@ -1,10 +1,5 @@
-"""Progress bars the driver draws while any runner works: they watch the shards' stats files.
-
-ShardProgress counts ingest rows, ShardWatcher advances a ProgressBar by finished token shards.
-
-Beam metrics are only reliable once a job ends (and their live API differs per runner), but every
-runner writes the same completion markers, so polling them works for local and remote runs alike.
-"""
+"""The ingest's progress bar: rows done, counted from the shards' stats files as they appear (see
+`cadenza.pipelines.beam` for why markers, not Beam metrics)."""
 
 from __future__ import annotations
 
@@ -12,7 +7,7 @@ import logging
 import threading
 from typing import Any
 
-from cadenza.formats import shards
+from cadenza.formats import shards, storage
 from cadenza.pipelines.ingest.shard_plan import ShardTask, shard_paths
 
 log = logging.getLogger(__name__)
@@ -34,7 +29,7 @@ class ShardProgress:
     def _mtime(self, name: str) -> float | None:
         tar, _ = shard_paths(self.out, name)
         path = shards.stats_path(tar)
-        fs, p = shards._fs(path)
+        fs, p = storage.filesystem(path)
         try:
             return fs.modified(p).timestamp() if fs.exists(p) else None
         except (NotImplementedError, OSError):
@@ -77,56 +72,3 @@ class ShardProgress:
             self._thread.join()
         if self._progress is not None:
             self._progress.stop()
-
-
-class ProgressBar:
-    """A rich progress bar (or nothing); the context value is an `advance()` callable."""
-
-    def __init__(self, enabled: bool, what: str, total: int) -> None:
-        self.enabled, self.what, self.total = enabled, what, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n=1: None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self.bar = Progress(transient=False, console=Console(stderr=True))  # stdout carries results only
-        self.bar.start()
-        task = self.bar.add_task(self.what, total=self.total)
-        return lambda n=1: self.bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()
-
-
-class ShardWatcher:
-    """Polls for completion markers while the runner works, whichever runner and wherever it runs."""
-
-    def __init__(self, tars: list[str], advance, interval_s: float = 1.0) -> None:
-        self.tars, self.advance, self.interval_s = list(tars), advance, interval_s
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while self.tars and not self.stop.wait(self.interval_s):
-            done = [t for t in self.tars if shards.exists(shards.stats_path(t))]
-            for t in done:
-                self.tars.remove(t)
-            if done:
-                self.advance(len(done))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-        self._loop_once()
-
-    def _loop_once(self) -> None:
-        done = [t for t in self.tars if shards.exists(shards.stats_path(t))]
-        if done:
-            self.advance(len(done))
