@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Only loopback is contacted: every Python process of the run refuses (and logs) any other address.
+GUARD_DIR = Path(__file__).resolve().parent / "loopback_guard"
+sys.path.insert(0, str(GUARD_DIR))
+import loopback_guard  # noqa: E402
+
+SOCKET_LOG = os.path.join(tempfile.gettempdir(), f"cadenza-test-sockets-{os.getpid()}.log")
+os.environ[loopback_guard.LOG_ENV] = SOCKET_LOG
+os.environ["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
+loopback_guard.install()
 
 # Under pytest-xdist (`make test` runs two workers on two cores), each worker and every process it starts
 # keeps to one torch/OpenMP thread, so that the two workers do not fight over the cores.
@@ -24,6 +36,15 @@ def _one_torch_thread_per_worker():
         import torch
 
         torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only():
+    start = os.path.getsize(SOCKET_LOG) if os.path.exists(SOCKET_LOG) else 0
+    yield
+    violations, _ = loopback_guard.read_violations(SOCKET_LOG, start)
+    if violations:
+        pytest.fail(f"the test opened sockets to non-loopback addresses: {violations}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
