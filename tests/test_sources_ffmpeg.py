@@ -5,10 +5,11 @@ import os
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
-from cadenza.common.ffmpeg import ensure_ffmpeg
+from cadenza.common.ffmpeg import ensure_ffmpeg, expose_as_ffmpeg
 from cadenza.common.sources import SourceError, resolve_source
 from cadenza.musiccaps import load_musiccaps
 
@@ -56,3 +57,34 @@ def test_ffmpeg_shim_on_path(monkeypatch):
     assert shutil.which("ffmpeg") == exe
     out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True)
     assert "ffmpeg version" in out.stdout
+
+
+
+def test_ffmpeg_shim_survives_threads_and_a_second_virtualenv(tmp_path):
+    """Two virtualenvs share the cache, and the DirectRunner sets DoFns up in several threads of a process:
+    neither may repoint or race the other's link (a rerun of the demo once died on exactly this)."""
+    import imageio_ffmpeg
+
+    first = Path(imageio_ffmpeg.get_ffmpeg_exe())
+    second = tmp_path / "other-venv" / "ffmpeg-bin"  # another env's binary, at another path
+    second.parent.mkdir()
+    second.symlink_to(first)
+    errors: list[BaseException] = []
+    shims: dict[Path, set[Path]] = {first: set(), second: set()}
+
+    def expose(real: Path) -> None:
+        try:
+            shims[real].add(expose_as_ffmpeg(real))
+        except BaseException as exc:  # noqa: BLE001 (collected, asserted below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=expose, args=(real,)) for _ in range(8) for real in shims]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    (one,), (other,) = shims.values()
+    assert one.parent != other.parent and one.readlink() == first and other.readlink() == second
+    assert subprocess.run([str(other), "-version"], capture_output=True).returncode == 0
+    assert not [p for p in one.parent.iterdir() if p.name != "ffmpeg"]  # no temp links left behind
