@@ -5,7 +5,8 @@ Reads only the JSON the stages write (the audit's metrics.json, the codec evalua
 the model evaluation's metrics.json), so it imports no engine or model. The codec and model evaluations
 are optional and read defensively: a missing directory, file or key is shown as "not run" with the
 reason, never an error. A value is a number, or {"mean", "ci_low", "ci_high", "n", ["flag"]}; a group
-is flagged when the producing stage flagged it, or when its 95% CI lies entirely on the worse side of
+is flagged when the producing stage flagged it (codec eval: in the columns of the distances in its
+`worse_on`), or when its 95% CI lies entirely on the worse side of
 the value over all clips.
 """
 
@@ -170,8 +171,9 @@ def codec_columns(codec_dir: str | None) -> list[Column]:
 
         def codec_cell(row: dict[str, Any], metric: str = metric) -> dict[str, Any] | None:
             cell = measure(row.get(metric))
-            if cell is not None:
-                cell["flag"] = cell["flag"] or bool(row.get("flag", False))
+            if cell is not None:  # the group's flag covers the distances it is worse on, each column its own
+                worse_on = row.get("worse_on")
+                cell["flag"] = cell["flag"] or (isinstance(worse_on, list) and metric in worse_on)
             return cell
 
         _fill_cells(col, by_group, codec_cell)

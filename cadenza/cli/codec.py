@@ -108,9 +108,9 @@ def eval_cmd(
     o = metrics["overall"]
     typer.echo(f"{metrics['clips']} clips: log-mel L1 {o['log_mel_l1']['mean']:.3f}, "
                f"SI-SNR {o['si_snr']['mean']:.1f} dB, {metrics['bitrate_kbps']:.2f} kbps -> {out}/report.html")
-    for f in metrics.get("flagged", []):
-        typer.echo(f"worse than the rest: {f['grouping']}={f['group']} "
-                   f"(log-mel L1 {f['log_mel_l1']:.3f}, q={f['q']:.3g})")
+    for f in metrics.get("flagged", []):  # a group may be worse on any of the distances, not only log-mel L1
+        worse = ", ".join(f"{m} {f[m]:.3f}" for m in f["worse_on"])
+        typer.echo(f"worse than the rest: {f['grouping']}={f['group']} ({worse}, q={f['q']:.3g})")
 
 
 def register(app: typer.Typer) -> None:

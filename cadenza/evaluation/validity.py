@@ -6,9 +6,10 @@ Four "models" are evaluated on the same held-out clips:
 - shuffled: the trained run, with the held-out captions shuffled among the clips before scoring and sampling;
 - perfect: other held-out clips of the same label, resynthesized by the codec, used as samples.
 
-Expected orders: caption gain and adherence perfect >= trained > shuffled ~ untrained; KAD and FD
-perfect < trained < untrained. Caption gain is a property of a likelihood model; "perfect" has none,
-so its caption gain is the trained model's (the reconstructions change only the samples). Every
+Expected orders: caption gain trained > shuffled ~ untrained ~ 0; adherence perfect >= trained >
+shuffled ~ untrained; KAD and FD perfect < trained < untrained. Caption gain is a property of a
+likelihood model; "perfect" has none, so its caption gain is the trained model's (the reconstructions
+change only the samples) and is not ranked: "perfect >= trained" would hold by construction. Every
 metric gets a verdict; one that fails to separate the models says so rather than disappearing.
 """
 
@@ -84,15 +85,14 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for stage in ("semantic", "acoustic"):
         key = f"caption_gain_{stage}"
-        ok = (
-            p[key] >= t[key]
-            and t[f"{key}_ci95"][0] > 0  # trained: CI excludes zero
+        ok = (  # "perfect" is left out: its caption gain is the trained model's
+            t[f"{key}_ci95"][0] > 0  # trained: CI excludes zero
             and t[key] > s[key]
             and t[key] > u[key]
             and _no_gain(s, key, t[key])
             and _no_gain(u, key, t[key])
         )
-        out[key] = {"expected": "perfect >= trained > shuffled ~ untrained ~ 0", "separates": bool(ok)}
+        out[key] = {"expected": "trained > shuffled ~ untrained ~ 0", "separates": bool(ok)}
     for key in ("adherence", "adherence_semantic_tokens"):
         ok = (
             p[key] >= t[key]

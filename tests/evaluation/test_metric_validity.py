@@ -50,6 +50,8 @@ def test_trained_model_clears_chance_and_floor_broken_ones_do_not(validity):
     m = res["models"]
     assert m["trained"]["adherence"] >= 3 * m["trained"]["chance"]
     assert m["trained"]["caption_gain_semantic_ci95"][0] > 0 and m["trained"]["caption_gain_acoustic_ci95"][0] > 0
+    for stage in ("semantic", "acoustic"):  # sanity check, not an ordering: "perfect" scores the trained likelihood
+        assert m["perfect"][f"caption_gain_{stage}"] == m["trained"][f"caption_gain_{stage}"]
     # untrained samples are far from the data: KAD well above the two-halves floor of the references
     assert m["untrained"]["kad_ci95"][0] > m["untrained"]["kad_floor"]
     # the step-0 model's samples of most styles sit nearer other styles than their own; the trained one's do not

@@ -92,14 +92,15 @@ def test_the_fingerprint_names_the_variant_and_the_reference_keeps_the_old_one(w
         EncodeVariant(precision="fp16")
 
 
-def test_bf16_encode_runs_and_reports_its_share(weights):
+def test_bf16_encode_runs_and_changes_more_codes_than_a_variant_may(weights):
     reference, bf16 = variant_tok(weights), variant_tok(weights, precision="bf16", batch=2)
     audio = clips(reference.sample_rate)
     codes = bf16.encode(audio)
     assert [c.shape for c in codes] == [c.shape for c in reference.encode(audio)]
     assert np.array_equal(codes[0], bf16.encode(audio)[0])  # deterministic run to run
-    # no bound asserted: bf16 is measured (benchmarks/bench_gpu.py) and not offered when it changes > 2%
-    assert 0.0 <= changed_share(reference.encode(audio), codes) <= 1.0
+    # the encoder really runs in bf16, and that changes too many codes: why tokenize has no bf16 option
+    share = changed_share(reference.encode(audio), codes)
+    assert share > MAX_CHANGED, share
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

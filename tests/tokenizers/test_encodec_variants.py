@@ -1,6 +1,6 @@
-"""EnCodec encoder variants: the exact ones give eager fp32's codes; `onnx` obeys the rule for a variant
-that may change codes (under 2% of them against eager on the benchmark's clips, on a
-trained codec, the same run to run) and name themselves in the tokenizer fingerprint."""
+"""EnCodec encoder variants: the exact ones give eager fp32's codes; `onnx`, a variant that may change
+codes, changes none of a trained codec's on the benchmark's clips (the rule for a variant allows 2%),
+gives the same codes run to run, and names itself in the tokenizer fingerprint."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ APPROXIMATE = sorted(set(VARIANTS) - EXACT)
 
 torch.set_num_threads(1)  # codes depend on the thread count; tokenize runs one thread per worker
 ROOT = Path(__file__).resolve().parents[2]
-MAX_CHANGED = 0.02  # the rule for a variant (issue 14): at most 2% of codes differ from eager fp32
 
 
 def bench_clips(count: int, seconds: float) -> list[np.ndarray]:
@@ -102,7 +101,7 @@ def trained_codec(tmp_path_factory) -> str:
 
 @pytest.mark.slow  # trains a codec: minutes on a shared 2-core machine
 @pytest.mark.parametrize("variant", APPROXIMATE)
-def test_variant_changes_under_2_percent_of_a_trained_codecs_codes_the_same_way_every_run(trained_codec, variant):
+def test_variant_changes_none_of_a_trained_codecs_codes_the_same_way_every_run(trained_codec, variant):
     if variant == "onnx":
         pytest.importorskip("onnxruntime")
     clips = bench_clips(4, 10.0)
@@ -110,8 +109,10 @@ def test_variant_changes_under_2_percent_of_a_trained_codecs_codes_the_same_way_
     eager = encode_all(tok, "eager", clips)
     fast = encode_all(tok, variant, clips)
     assert all(a.shape == b.shape for a, b in zip(eager, fast, strict=True))
-    changed = float(np.mean(np.concatenate([(a != b).ravel() for a, b in zip(eager, fast, strict=True)])))
-    assert changed < MAX_CHANGED, f"{variant} changed {changed:.2%} of codes"
+    assert len(np.unique(eager[0][0])) > 3  # codes that carry information, so equality means something
+    # README: none of a trained codec's codes change (5% of a random-weight one's, in benchmarks/bench_tokenize.py)
+    changed = sum(int((a != b).sum()) for a, b in zip(eager, fast, strict=True))
+    assert changed == 0, f"{variant} changed {changed} of {sum(a.size for a in eager)} codes"
     # run to run: the same clips again, and a freshly built encoder in a new tokenizer
     assert all(np.array_equal(a, b) for a, b in zip(fast, tok.encode(clips), strict=True))
     fresh = load_acoustic("encodec_24khz", weights=trained_codec, optimize=variant)
