@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,16 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+@cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
+@cache
 def _imports(path: Path) -> list[tuple[str, list[str], int]]:
     """(module, names imported from it, line) for every import statement of the file."""
     out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             out += [(a.name, [], node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -101,7 +108,7 @@ def test_torch_and_beam_walls(banned, parts):
 
 def test_common_imports_no_torch_or_beam_at_module_level():
     bad = [f"{path.relative_to(ROOT)}:{node.lineno}" for module, path in MODULES.items() if part_of(module) == "common"
-           for node in ast.parse(path.read_text()).body if isinstance(node, ast.Import | ast.ImportFrom)
+           for node in _tree(path).body if isinstance(node, ast.Import | ast.ImportFrom)
            and any((getattr(node, "module", None) or a.name).split(".")[0] in ("torch", "apache_beam")
                    for a in node.names)]
     assert not bad, "\n".join(bad)
@@ -137,7 +144,7 @@ def test_no_private_name_crosses_a_package():
     bad = []
     for module, path in MODULES.items():
         package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
-        tree = ast.parse(path.read_text(), str(path))
+        tree = _tree(path)
         aliases: dict[str, str] = {}  # local name -> the cadenza module it is
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cadenza"):
