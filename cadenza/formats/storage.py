@@ -27,7 +27,7 @@ def absolute(path: str) -> str:
 
 def filesystem(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem of `path` and the path within it."""
-    fs, p = fsspec.core.url_tofilesystem(path)
+    fs, p = fsspec.core.url_to_fs(path)
     return fs, p
 
 
