@@ -16,7 +16,7 @@ import apache_beam as beam
 import numpy as np
 
 from cadenza.formats import shards, storage
-from cadenza.formats.failures import FailureRecord
+from cadenza.formats.failures import FailureRecord, write_failures
 from cadenza.tokenizers.base import TokenizerMismatchError
 
 COUNT = "count"
@@ -237,7 +237,7 @@ class WriteTokenShard(beam.DoFn):
         name = shards.shard_name(self.prefix, index)
         # failures first: the stats marker written last vouches for both files
         failures_path = storage.join(self.out, "failures", name.removesuffix(".tar") + ".jsonl")
-        failures.write_failures(failures_path, failures)
+        write_failures(failures_path, failures)
         stats = {
             "shard": name, "source_shard": self.sources.get(index, ""), "samples": len(samples),
             "failures": len(failures), "audio_seconds": round(seconds, 3),
