@@ -1,5 +1,5 @@
 """The signal watcher in a process of its own: a thread's traceback is kept before a stop signal and dropped
-after it."""
+after it, and a second signal ends a StopRequest's process at once."""
 
 from __future__ import annotations
 
@@ -42,3 +42,28 @@ def test_thread_exceptions_are_dropped_once_a_stop_signal_arrived():
     result = json.loads(done.stdout)
     assert result["signals"] == [15]
     assert result["seen"] == ["before died", "after died"]
+
+
+STOP_REQUEST = r"""
+import os, signal, time
+from cadenza.cli.interrupt import StopRequest
+
+with StopRequest() as stop:
+    os.kill(os.getpid(), signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while not stop.requested and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("requested", stop.signum, flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)  # a loop that never reaches its safe point
+print("slept through the second signal", flush=True)
+"""
+
+
+def test_a_second_signal_stops_a_stop_request_at_once():
+    """The first SIGINT only asks the loop to stop; the second ends the process with the one line."""
+    done = subprocess.run([sys.executable, "-c", STOP_REQUEST], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["requested 2"], (done.stdout, done.stderr[-2000:])
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert done.stderr.startswith("error: interrupted by SIGINT; resume with: cadenza"), done.stderr[-2000:]
+    assert len(done.stderr.splitlines()) == 1, done.stderr[-2000:]

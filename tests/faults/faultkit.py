@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,53 @@ class Kill:
     returncode: int | None = None
     stderr: str = ""
     survivors: int = 0  # processes of its group still alive a few seconds after it ended
+    stop_s: float | None = None  # seconds from the signal to the command's exit (None: not killed)
+
+
+class Running:
+    """`cadenza ARGS` in its own process group (a terminal's foreground job), its stderr read by a thread so
+    that the moment it exits is seen at once, whatever it writes."""
+
+    def __init__(self, args: list[str], env: dict[str, str]):
+        self.name = args[0]
+        self.proc = subprocess.Popen([*CLI, *args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        self._err: list[str] = []
+        self._reader = threading.Thread(target=lambda: self._err.append(self.proc.stderr.read()), daemon=True)
+        self._reader.start()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal_group(self, sig: int) -> float:
+        """Send `sig` to every process of the group, as Ctrl-C or kill -9 of the job does; returns when."""
+        sent = time.monotonic()
+        os.killpg(self.proc.pid, sig)
+        return sent
+
+    def wait(self, timeout_s: float) -> float:
+        """The time.monotonic() at which the command exited (polled every 5 ms); killed if it outlives
+        `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise AssertionError(f"cadenza {self.name} still running after {timeout_s} s: "
+                                     f"{self.stderr()[-3000:]!r}")
+            time.sleep(0.005)
+        return time.monotonic()
+
+    def reap_group(self) -> int:
+        """How many processes of the group outlived the command by a few seconds (they are then killed)."""
+        survivors = _group_survivors(self.proc.pid)
+        if survivors:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return survivors
+
+    def stderr(self) -> str:
+        self._reader.join(10)  # the pipe closes once the last process holding it has ended
+        return "".join(self._err)
 
 
 def run_and_kill(args: list[str], progress: Callable[[], int], total: int, seed: int, *, env: dict[str, str],
@@ -52,37 +100,55 @@ def run_and_kill(args: list[str], progress: Callable[[], int], total: int, seed:
     included), as kill -9 does with SIGKILL or a terminal's Ctrl-C does with SIGINT."""
     rng = random.Random(seed)
     wait_for, delay = rng.randint(0, max(0, total - 2)), rng.uniform(0.0, max_delay_s)
-    proc = subprocess.Popen([*CLI, *args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    run = Running(args, env)
     deadline = time.time() + timeout_s
-    while time.time() < deadline and proc.poll() is None and progress() < wait_for:
+    while time.time() < deadline and run.alive() and progress() < wait_for:
         time.sleep(0.02)
     time.sleep(delay)
-    killed = proc.poll() is None
-    if killed:
-        os.killpg(proc.pid, sig)
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        raise AssertionError(f"cadenza {args[0]} still running {timeout_s} s after signal {sig}: {err[-3000:]!r}") \
-            from None
-    if not killed and proc.returncode != 0:
+    killed = run.alive()
+    sent = run.signal_group(sig) if killed else None
+    ended = run.wait(timeout_s)
+    survivors = run.reap_group()
+    err = run.stderr()
+    if not killed and run.proc.returncode != 0:
         raise AssertionError(f"cadenza {args[0]} failed before the kill: {err[-3000:]!r}")
-    survivors = _group_survivors(proc.pid)
-    if survivors:
-        os.killpg(proc.pid, signal.SIGKILL)
-    return Kill(seed, wait_for, round(delay, 3), progress(), killed, proc.returncode, err, survivors)
+    stop_s = round(ended - sent, 3) if sent is not None else None
+    return Kill(seed, wait_for, round(delay, 3), progress(), killed, run.proc.returncode, err, survivors, stop_s)
+
+
+def ended_first(kill: Kill, finished: Path) -> bool:
+    """Whether the seeded point came too late: the command had ended, or had written its last output
+    (`finished`) and was on its way out, before the signal; such a run shows nothing about stopping or
+    resuming."""
+    return not kill.killed or finished.exists()
+
+
+DELAY_SHARES = (1.0, 0.25, 0.05)  # of a test's longest seeded delay, tried in turn while runs end first
+
+
+def until_mid_run(attempt: Callable[[int, float], tuple[Kill, Path, bool]]) -> tuple[Kill, Path]:
+    """`attempt(n, share)` runs the command into a fresh output dir with its seeded delay scaled by `share`
+    and returns the Kill, that dir, and whether the signal came too late; returns the first Kill (and its
+    dir) that landed mid-run. A seed whose every try lands after the end fails: a run that finished on its
+    own proves nothing."""
+    tries = []
+    for n, share in enumerate(DELAY_SHARES):
+        kill, out, too_late = attempt(n, share)
+        if not too_late:
+            return kill, out
+        tries.append(kill)
+    raise AssertionError(f"every seeded point came after the run had finished: {tries}")
 
 
 def _group_survivors(pgid: int, grace_s: float = 5.0) -> int:
-    """How many processes of group `pgid` are still alive after `grace_s` seconds."""
+    """How many processes of group `pgid` still run after `grace_s` seconds (a zombie has ended: when
+    init reaps it is no business of the command's)."""
     import psutil
 
     deadline = time.time() + grace_s
     while True:
-        alive = [p for p in psutil.process_iter(["pid"]) if _pgid(p.info["pid"]) == pgid]
+        alive = [p for p in psutil.process_iter(["pid", "status"])
+                 if p.info["status"] != psutil.STATUS_ZOMBIE and _pgid(p.info["pid"]) == pgid]
         if not alive or time.time() > deadline:
             return len(alive)
         time.sleep(0.1)

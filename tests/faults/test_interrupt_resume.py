@@ -1,9 +1,12 @@
 """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) and SIGTERM at seeded points of real
 `cadenza ingest | tokenize | train` processes, then the same command again.
 
-The interrupted process must exit 130 / 143 within seconds with one line saying what was kept and how to
-resume, leave no process of its group alive, record no in-flight clip as a failure and mark no shard
-complete that is not; the rerun must equal an uninterrupted run (the kill -9 tests' references and checks).
+The signal must land while the command runs (a seed whose point comes after the run's end is tried again
+with a shorter delay; a run that finished on its own never passes). The interrupted process must exit
+130 / 143, ingest, tokenize and audit within STOP_BOUND_S of the signal, with one line saying what was kept
+and how to resume, leave no process of its group alive, record no in-flight clip as a failure and mark no
+shard complete that is not; the rerun must equal an uninterrupted run (the kill -9 tests' references and
+checks).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from faultkit import cli_env, count_complete, run_and_kill, run_cli, token_samples
+from faultkit import Kill, cli_env, count_complete, ended_first, run_and_kill, run_cli, token_samples, until_mid_run
 from ingest_testkit import media_dir, read_shard, write_csv  # noqa: F401 (media_dir is a fixture)
 from test_kill_resume import (  # noqa: F401 (fixtures)
     TOKEN_SHARDS,
@@ -44,19 +47,25 @@ def started(marker: Path, progress):
     return lambda: progress() if marker.exists() else -1
 
 
-def assert_stopped_cleanly(kill, sig: int, finished: Path) -> str | None:
-    """The interrupted run's stderr is one line naming what was kept and the resume command; returns it.
-    None when the signal landed after the command had finished its work (it wrote `finished`) and was
-    exiting, where the interpreter's shutdown has already restored the default action."""
-    assert kill.killed, kill
+# the README's "stops within a second", plus half a second of slack for a loaded 2-core machine (measured
+# there at load 6-9: ingest 0.1-0.4 s, tokenize 0.3-0.7 s, audit 0.1-0.2 s). train is not held to it: the
+# first signal lets it end its step and write a checkpoint (2.5-4.6 s there); test_stop_promptly.py times
+# the second signal
+STOP_BOUND_S = 1.0 + 0.5
+
+
+def assert_stopped_cleanly(kill: Kill, sig: int, within_s: float | None = STOP_BOUND_S) -> str:
+    """The signal stopped the running command: it exited 130 / 143 (within `within_s` of the signal) with
+    one line naming what was kept and the resume command, which is returned, and left no process behind."""
+    assert kill.killed and kill.returncode == 128 + sig, kill
     assert kill.survivors == 0, f"{kill.survivors} processes of the group still alive"
-    if kill.returncode in (0, -sig) and finished.exists() and kill.stderr == "":
-        return None
-    assert kill.returncode == 128 + sig, kill
     assert "Traceback" not in kill.stderr, kill.stderr[-3000:]
     lines = [ln for ln in kill.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: interrupted by"), kill.stderr[-3000:]
     assert "resume with: cadenza " in lines[0], lines[0]
+    print(f"{signal.Signals(sig).name} stopped the command {kill.stop_s} s after it was sent: {kill}")
+    if within_s is not None:
+        assert kill.stop_s is not None and kill.stop_s <= within_s, f"stopped {kill.stop_s} s after the signal"
     return lines[0]
 
 
@@ -87,14 +96,19 @@ INGEST_IDS = [*IDS, "SIGINT-at-start"]
 @pytest.mark.parametrize(("sig", "seed", "max_delay_s"), INGEST_CASES, ids=INGEST_IDS)
 def test_ingest_interrupted_keeps_only_whole_shards_and_resumes(ingest_reference, sig, seed, max_delay_s):
     common, clean, root = ingest_reference
-    out = root / f"{sig.name}-{seed}"
     env = cli_env(**EPOCH)
-    # the default runner: worker processes with fetches in flight when the signal lands
-    progress = started(out / "ingest.log", lambda: count_complete(out / "shards"))
-    kill = run_and_kill([*common, "--out", str(out)], progress, len(ROWS) // 3, seed, env=env,
-                        max_delay_s=max_delay_s, sig=sig)
-    line = assert_stopped_cleanly(kill, sig, out / "manifest.json")
-    assert line is None or "complete audio shards kept" in line
+
+    def attempt(n: int, share: float) -> tuple[Kill, Path, bool]:
+        out = root / f"{sig.name}-{seed}-{n}"
+        # the default runner: worker processes with fetches in flight when the signal lands
+        progress = started(out / "ingest.log", lambda: count_complete(out / "shards"))
+        kill = run_and_kill([*common, "--out", str(out)], progress, len(ROWS) // 3, seed, env=env,
+                            max_delay_s=share * max_delay_s, sig=sig)
+        return kill, out, ended_first(kill, out / "manifest.json")
+
+    kill, out = until_mid_run(attempt)
+    line = assert_stopped_cleanly(kill, sig)
+    assert "complete audio shards kept" in line
     stats_files = list((out / "stats").glob("*.stats.json"))
     for stats_file in stats_files:  # complete means every row really ended
         stats = json.loads(stats_file.read_text())
@@ -127,15 +141,16 @@ def test_tokenize_interrupted_and_rerun_gives_the_same_tokens(tokenize_reference
     # second on an idle machine); when a run still finishes first, the same seed is tried with a shorter
     # delay, so that every case does interrupt the Beam pass.
     span = (clean / "manifest.json").stat().st_mtime - (clean / "codec" / "cadenza_codec.json").stat().st_mtime
-    for attempt, share in enumerate((0.6, 0.25, 0.05)):
-        out = root / f"{sig.name}-{seed}-{attempt}"
-        codec_saved = started(out / "codec" / "cadenza_codec.json", lambda out=out: 0)
-        kill = run_and_kill([*args, "--out", str(out)], codec_saved, 2, seed, env=env, max_delay_s=share * span,
-                            sig=sig)
-        line = assert_stopped_cleanly(kill, sig, out / "manifest.json")
-        if line is not None:
-            break
-    assert line is not None, "every seeded point came after the run had finished"
+
+    def attempt(n: int, share: float) -> tuple[Kill, Path, bool]:
+        out = root / f"{sig.name}-{seed}-{n}"
+        codec_saved = started(out / "codec" / "cadenza_codec.json", lambda: 0)
+        kill = run_and_kill([*args, "--out", str(out)], codec_saved, 2, seed, env=env,
+                            max_delay_s=share * 0.6 * span, sig=sig)
+        return kill, out, ended_first(kill, out / "manifest.json")
+
+    kill, out = until_mid_run(attempt)
+    line = assert_stopped_cleanly(kill, sig)
     assert "complete token shards kept" in line
     resumed = run_cli([*args, "--out", str(out)], env=env)
     assert resumed.returncode == 0, (kill, resumed.stderr[-3000:])
@@ -176,8 +191,7 @@ def test_train_interrupted_checkpoints_and_resumes_to_the_same_weights(train_ref
     # seeded points up to 2/3 of the way: at least a dozen steps are left when the signal lands
     kill = run_and_kill([*args, "--out", str(out)], started(out / "config.json", lambda: _logged_lines(out)),
                         2 * lines // 3, seed, env=env, max_delay_s=0.2, sig=sig)
-    line = assert_stopped_cleanly(kill, sig, out / "train_summary.json")
-    assert line is not None, "the seeded points are before the last step"
+    line = assert_stopped_cleanly(kill, sig, within_s=None)  # the seeded points are before the last step
     assert "checkpoint kept" in line and "--resume" in line
     step = json.loads((out / "checkpoints" / "latest.json").read_text())["step"]
     assert f"stopped at step {step};" in line  # the step it stopped at is the one checkpointed
@@ -230,11 +244,17 @@ def _metrics(out: Path) -> dict:
 @pytest.mark.parametrize(("sig", "seed"), CASES, ids=IDS)
 def test_audit_interrupted_and_rerun_gives_the_same_report(audit_reference, sig, seed):
     args, clean, root = audit_reference
-    out = root / f"{sig.name}-{seed}"
     env = cli_env(OMP_NUM_THREADS="1")
-    kill = run_and_kill([*args, "--out", str(out)], _after(1.0), 2, seed, env=env, max_delay_s=1.5, sig=sig)
-    line = assert_stopped_cleanly(kill, sig, out / "report.html")
-    assert line is None or "resume with: cadenza audit " in line  # also when it lands before the audit starts
+
+    def attempt(n: int, share: float) -> tuple[Kill, Path, bool]:
+        out = root / f"{sig.name}-{seed}-{n}"
+        kill = run_and_kill([*args, "--out", str(out)], _after(1.0), 2, seed, env=env, max_delay_s=share * 1.5,
+                            sig=sig)
+        return kill, out, ended_first(kill, out / "metrics.json")  # its last file
+
+    kill, out = until_mid_run(attempt)
+    line = assert_stopped_cleanly(kill, sig)
+    assert "resume with: cadenza audit " in line  # also when it lands before the audit starts
     resumed = run_cli([*args, "--out", str(out)], env=env)
     assert resumed.returncode == 0, (kill, resumed.stderr[-3000:])
     assert (out / "assignments.jsonl").read_bytes() == (clean / "assignments.jsonl").read_bytes()
@@ -251,8 +271,8 @@ def test_train_with_loader_worker_processes_stops_cleanly_and_resumes(train_refe
     kill = run_and_kill([*args, "--num-workers", "2", "--out", str(out)],
                         started(out / "config.json", lambda: _logged_lines(out)), lines // 2, 5, env=env,
                         max_delay_s=0.2, sig=signal.SIGINT)
-    line = assert_stopped_cleanly(kill, signal.SIGINT, out / "train_summary.json")
-    assert line is not None and "checkpoint kept" in line, kill
+    line = assert_stopped_cleanly(kill, signal.SIGINT, within_s=None)
+    assert "checkpoint kept" in line, kill
     step = json.loads((out / "checkpoints" / "latest.json").read_text())["step"]
     assert f"stopped at step {step};" in line
     resumed = run_cli([*args, "--num-workers", "2", "--out", str(out), "--resume"], env=env)

@@ -1,19 +1,31 @@
 """kill -9 at seeded points of real `cadenza ingest | tokenize | train` processes, then resume.
 
-Each resumed output must equal an uninterrupted run's: byte-identical audio shards (SOURCE_DATE_EPOCH
-fixes fetched_at), identical tokens, training weights equal within float tolerance, and every row
-present exactly once.
+Each kill must land mid-run (the process was still running, died of SIGKILL, and had written less than an
+uninterrupted run), and each resumed output must equal an uninterrupted run's: byte-identical audio shards
+(SOURCE_DATE_EPOCH fixes fetched_at), identical tokens, training weights equal within float tolerance, and
+every row present exactly once.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from faultkit import SEEDS, cli_env, count_complete, run_and_kill, run_cli, token_samples
+from faultkit import (
+    SEEDS,
+    Kill,
+    cli_env,
+    count_complete,
+    ended_first,
+    run_and_kill,
+    run_cli,
+    token_samples,
+    until_mid_run,
+)
 from ingest_testkit import media_dir, read_shard, write_csv  # noqa: F401 (media_dir is a fixture)
 from safetensors.torch import load_file
 
@@ -23,6 +35,11 @@ from cadenza.training.synthetic import make_synthetic_tokens
 
 pytestmark = pytest.mark.slow
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
+
+
+def assert_killed(kill: Kill) -> None:
+    """The SIGKILL reached the command itself while it ran (not a process that had already exited)."""
+    assert kill.killed and kill.returncode == -signal.SIGKILL, kill
 
 # ---------------------------------------------------------------- ingest
 
@@ -50,7 +67,8 @@ def test_ingest_killed_and_resumed_equals_an_uninterrupted_run(ingest_reference,
     env = cli_env(**EPOCH)
     kill = run_and_kill([*common, "--out", str(out)], lambda: count_complete(out / "shards"), len(INGEST_ROWS),
                         seed, env=env)
-    assert kill.killed, kill
+    assert_killed(kill)
+    assert kill.progress_at_kill < len(INGEST_ROWS) and not (out / "manifest.json").exists(), kill
     resumed = run_cli([*common, "--out", str(out), "--json", "--direct_running_mode=in_memory"], env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     manifest = json.loads(resumed.stdout[resumed.stdout.index("{"):])
@@ -108,10 +126,20 @@ def _tokenize_progress(out: Path) -> int:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_tokenize_killed_and_resumed_gives_the_same_tokens(tokenize_reference, seed):
     args, clean, root = tokenize_reference
-    out = root / f"killed-{seed}"
     env = cli_env(OMP_NUM_THREADS="1")
-    kill = run_and_kill([*args, "--out", str(out)], lambda: _tokenize_progress(out), 2 + TOKEN_SHARDS, seed,
-                        env=env, max_delay_s=1.0)
+
+    # seeded points from the start to the codec being saved, then a delay: token shards are written
+    # together once Beam's GroupByKey ends, so a point past the first of them would be past them all
+    def attempt(n: int, share: float) -> tuple[Kill, Path, bool]:
+        out = root / f"killed-{seed}-{n}"
+        kill = run_and_kill([*args, "--out", str(out)], lambda: _tokenize_progress(out), 4, seed, env=env,
+                            max_delay_s=share * 1.0)
+        complete = count_complete(out / "shards")
+        return kill, out, ended_first(kill, out / "manifest.json") or complete == TOKEN_SHARDS
+
+    kill, out = until_mid_run(attempt)
+    assert_killed(kill)
+    assert not (out / "manifest.json").exists() and count_complete(out / "shards") < TOKEN_SHARDS, kill
     resumed = run_cli([*args, "--out", str(out)], env=env)
     assert resumed.returncode == 0, (kill, resumed.stderr[-3000:])
 
@@ -168,10 +196,17 @@ def _logged_lines(run: Path) -> int:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_train_killed_and_resumed_reaches_the_same_weights(train_reference, seed):
     args, clean, root = train_reference
-    out = root / f"killed-{seed}"
     env = cli_env(OMP_NUM_THREADS="1")
-    kill = run_and_kill([*args, "--out", str(out)], lambda: _logged_lines(out),
-                        TRAIN_CFG["steps"] // TRAIN_CFG["log_every"], seed, env=env, max_delay_s=0.4)
+
+    def attempt(n: int, share: float) -> tuple[Kill, Path, bool]:
+        out = root / f"killed-{seed}-{n}"
+        kill = run_and_kill([*args, "--out", str(out)], lambda: _logged_lines(out),
+                            TRAIN_CFG["steps"] // TRAIN_CFG["log_every"], seed, env=env, max_delay_s=share * 0.4)
+        return kill, out, ended_first(kill, out / "train_summary.json") or _logged_lines(out) >= len(_curve(clean))
+
+    kill, out = until_mid_run(attempt)
+    assert_killed(kill)
+    assert _logged_lines(out) < len(_curve(clean)), kill  # fewer steps logged than the uninterrupted run
     resumed = run_cli([*args, "--out", str(out), "--resume"], env=env)
     assert resumed.returncode == 0, (kill, resumed.stderr[-3000:])
 
