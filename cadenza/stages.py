@@ -193,6 +193,8 @@ def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz"
 def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_dir: str | None = None,
           weights_out: str | None = None, region_evidence: str = "both",
           balance_annotators: bool = False) -> dict[str, Any]:
+    from cadenza.formats.assignments import ASSIGNMENTS_FILE
+
     mod = _entry("audit")
     config = _config("audit", mod.AuditConfig, {
         "csv": csv, "ontology": ontology, "out": audit_dir, "ingest": audio_dir, "weights_out": weights_out,
@@ -200,7 +202,7 @@ def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_d
     with running("audit"):
         metrics = _as_dict(mod.run_audit(config))
     return {"dir": audit_dir, "report_html": f"{audit_dir}/report.html", "metrics": f"{audit_dir}/metrics.json",
-            "assignments": f"{audit_dir}/assignments.jsonl", "weights": weights_out,
+            "assignments": f"{audit_dir}/{ASSIGNMENTS_FILE}", "weights": weights_out,
             "clips": metrics.get("clips", metrics.get("n_clips"))}
 
 

@@ -76,10 +76,11 @@ def train_evaluate():
         from pathlib import Path
 
         from cadenza import stages as o
+        from cadenza.formats.assignments import ASSIGNMENTS_FILE
 
         dirs = o.stage_dirs(params["out_dir"])
         audit_dir = Path(params["audit_dir"] or dirs["audit"]).expanduser()
-        if not (audit_dir / "assignments.jsonl").is_file():
+        if not (audit_dir / ASSIGNMENTS_FILE).is_file():
             raise o.StageError("evaluate", f"no audit at {audit_dir}: run musiccaps_ingest (or `cadenza audit`) "
                                            "first, or set audit_dir")
         return o.evaluate(run["dir"], split["heldout"], dirs["eval"], audit_dir=str(audit_dir),

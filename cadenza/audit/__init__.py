@@ -5,7 +5,7 @@ Code outside this package uses only the names below; the modules inside are the 
 
 from cadenza.audit.chain_report import ChainInputError, write_chain_report
 from cadenza.audit.groupings import TaxonomyError
-from cadenza.audit.run import AuditConfig, load_assignments, run_audit
+from cadenza.audit.run import AuditConfig, run_audit
 from cadenza.audit.stats import benjamini_hochberg
 
 __all__ = [
@@ -13,7 +13,6 @@ __all__ = [
     "ChainInputError",
     "TaxonomyError",
     "benjamini_hochberg",
-    "load_assignments",
     "run_audit",
     "write_chain_report",
 ]

@@ -11,8 +11,9 @@ import numpy as np
 from scipy import stats
 
 from cadenza.audit.groupings import GROUPINGS, ROLLUPS, UNSPECIFIED
-from cadenza.audit.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
+from cadenza.audit.stats import benjamini_hochberg, mantel_haenszel, two_by_two
 from cadenza.audit.taxonomy import Assignment, Taxonomy
+from cadenza.common.stats import wilson
 from cadenza.musiccaps.schema import split_of
 
 COVERAGE_SPLITS = ("balanced", "audioset_eval", "audioset_train")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cadenza.audit.stats import pct
+
 CHAIN_GROUPINGS = ("rollup", "region", "genre")
 CODEC_METRICS = {  # metric -> whether higher is better
     "log_mel_l1": False,
@@ -127,7 +129,8 @@ def audit_columns(audit: dict[str, Any]) -> list[Column]:
     south = share.cells.get("rollup", {}).get("global_south")
     if ref and south:  # the one share with a stated reference: world population
         rollup = audit["rollup"]
-        south["flag"] = rollup.get("global_south_any_ci", [0, 1])[1] < ref
+        high = _finite(rollup.get("global_south_any_ci", [0, 1])[1])  # null: no clip has region evidence
+        south["flag"] = high is not None and high < ref
     survival = Column("survival", "Download survival", "audit", True)
     s = audit.get("survival")
     if not s:
@@ -266,7 +269,7 @@ def build_chain(audit_dir: str, codec_dir: str | None = None, eval_dir: str | No
 def _cell_text(cell: dict[str, Any] | None, share: bool) -> str:
     if cell is None:
         return "-"
-    fmt = (lambda v: f"{100 * v:.1f}%") if share else (lambda v: f"{v:.3g}")
+    fmt = pct if share else (lambda v: f"{v:.3g}")
     text = fmt(cell["value"])
     if cell.get("ci"):
         text += f" [{fmt(cell['ci'][0])}, {fmt(cell['ci'][1])}]"

@@ -9,16 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from cadenza.audit.groupings import GROUPINGS
+from cadenza.audit.stats import pct as _pct
+from cadenza.audit.stats import pct_ci as _ci
 from cadenza.audit.stats import ratio_text
 from cadenza.audit.taxonomy import Taxonomy
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _ci(ci) -> str:
-    return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
 
 
 def _rr_ci(ci) -> str:

@@ -6,11 +6,11 @@ import io
 import math
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-import numpy as np  # noqa: E402
+from cadenza.common.plotting import pyplot
+
+plt = pyplot()
 
 NORTH, SOUTH, MIXED, GREY = "#3b6ea5", "#d1793b", "#8a6fb0", "#9a9a9a"
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cadenza.audit.stats import Z95, ratio_text
+from cadenza.audit.stats import pct as _pct
+from cadenza.audit.stats import ratio_text
+from cadenza.common.stats import Z95
 
 SCORE_TEXT = (
     "score = |ln R| x 1/SE(ln R) x log10(clips), R the finding's ratio (annotator-adjusted for confounded "
@@ -31,10 +33,6 @@ SUMMARY_SCOPE = (
     "voice mentions), and annotators' habits with those words. Caption length and aspect counts, and the "
     "instrument, language and voice groupings, are in the appendix."
 )
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
 
 
 def _rr_ci(ci) -> str:

@@ -15,9 +15,10 @@ from cadenza.audit.report_html import CSS as _CSS
 from cadenza.audit.report_html import ERROR_JS, IMAGES_CHECK_JS, SORT_JS
 from cadenza.audit.report_html import esc as _esc
 from cadenza.audit.report_html import figure as _figure
-from cadenza.audit.report_html import pct as _pct
 from cadenza.audit.report_html import table as _table
 from cadenza.audit.report_summary import appendix_section, rule_section, summary_section
+from cadenza.audit.stats import pct as _pct
+from cadenza.audit.stats import pct_ci
 from cadenza.audit.taxonomy import Assignment, Taxonomy
 
 METRICS_SCHEMA = """
@@ -123,7 +124,7 @@ def _coverage_section(metrics: dict) -> str:
                 sr = next(x for x in s["rows"] if x["group"] == r["group"])
                 split_shares.append(_pct(sr["share"]))
             rows.append(
-                [r["label"], r["count"], _pct(r["share"]), f"[{_pct(r['ci'][0])}, {_pct(r['ci'][1])}]", *split_shares]
+                [r["label"], r["count"], _pct(r["share"]), pct_ci(r['ci']), *split_shares]
             )
         parts.append(
             f"<h3>{_esc(g)}</h3><p class=small>{cov['clips']} clips, {cov['specified']} with evidence, "

@@ -29,10 +29,6 @@ def esc(x: Any) -> str:
     return html.escape(str(x))
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def table(headers: list[str], rows: list[list[Any]], sortable: bool = False, attrs: str = "") -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     if sortable:
@@ -119,7 +115,8 @@ def estimate_svg(picture: dict[str, Any], width: int = 440) -> str:
         y = top + row_h * i + row_h / 2
         colour = {"crude": "#9a9a9a", "within annotators": "#3b6ea5"}.get(label, "#d1793b")
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{esc(label)}</text>')
-        parts.append(f'<line x1="{x(ci_lo):.1f}" x2="{x(ci_hi):.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="#444"/>')
+        if not (math.isnan(ci_lo) or math.isnan(ci_hi)):  # a Wilson CI of no clips: no interval to draw
+            parts.append(f'<line x1="{x(ci_lo):.1f}" x2="{x(ci_hi):.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="#444"/>')
         parts.append(f'<circle cx="{x(est):.1f}" cy="{y:.1f}" r="4.5" fill="{colour}"/>')
     ref_x, axis_y = x(picture["ref"]), top + row_h * len(rows)
     fmt = (lambda v: f"{v:.2g}") if log else (lambda v: f"{100 * v:.0f}%")

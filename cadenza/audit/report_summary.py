@@ -9,12 +9,9 @@ from cadenza.audit.ranking import SCORE_TEXT, SUMMARY_SCOPE
 from cadenza.audit.report_html import esc as _esc
 from cadenza.audit.report_html import estimate_svg
 from cadenza.audit.report_html import figure as _figure
-from cadenza.audit.report_html import pct as _pct
 from cadenza.audit.report_html import table as _table
-
-
-def _ci_text(ci) -> str:
-    return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+from cadenza.audit.stats import pct as _pct
+from cadenza.audit.stats import pct_ci as _ci_text
 
 
 def rule_section(metrics: dict, pngs: dict[str, bytes]) -> str:

@@ -30,6 +30,7 @@ from cadenza.audit.sensitivity import region_sensitivity
 from cadenza.audit.taxonomy import Assignment, Taxonomy
 from cadenza.audit.taxonomy_file import load_taxonomy
 from cadenza.common.config import from_dict_strict
+from cadenza.formats.assignments import write_assignments
 
 METRICS_SCHEMA_VERSION = 1
 
@@ -71,35 +72,6 @@ class AuditConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AuditConfig:
         return from_dict_strict(cls, d)
-
-
-def write_assignments(path: Path, assignments: list[Assignment]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for a in assignments:
-            f.write(json.dumps(a.to_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
-def load_assignments(audit_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """ytid -> its assignments.jsonl record: {"groups": {grouping: [groups]}, "rollup", "evidence", ...}.
-
-    For breaking model metrics down by group (the evaluation stage). A ytid with several windows keeps
-    its first window's record; "windows" lists the clip keys of all of them.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    path = Path(audit_dir) / "assignments.jsonl"
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}: line {lineno}: not JSON: {exc}") from exc
-            first = out.setdefault(rec["ytid"], {**rec, "windows": []})
-            first["windows"].append(rec["key"])
-    return out
 
 
 def _json_safe(x: Any) -> Any:
@@ -192,7 +164,7 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics, assignments = audit_assignments(taxonomy.assign_all(clips, ontology), taxonomy, config, survival)
-    write_assignments(out / "assignments.jsonl", assignments)
+    write_assignments(out, (a.to_dict() for a in assignments))
     weights = metrics.pop("_weights")
     primary = metrics.pop("_primary")
     if config.weights_out:

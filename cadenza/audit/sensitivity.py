@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cadenza.audit.groupings import UNSPECIFIED
-from cadenza.audit.stats import wilson
 from cadenza.audit.taxonomy import Assignment, Taxonomy
+from cadenza.common.stats import wilson
 
 COMPARED_RULES = ("explicit", "both")  # the two readings a reviewer compares
 RULE_TEXT = {

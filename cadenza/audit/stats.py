@@ -1,8 +1,8 @@
-"""Small-sample statistics for the audit: proportions, 2x2 tables, multiple testing, stratification.
+"""Small-sample statistics for the audit: 2x2 tables, multiple testing, stratification (the Wilson interval
+of a proportion is cadenza.common.stats.wilson, shared with the evaluation).
 
 scipy does the tests (chi-square, Fisher's exact, the chi-square tail) and the Benjamini-Hochberg
 adjustment; what scipy lacks is written here from the standard references:
-- Wilson score interval (Wilson 1927): closed form, valid at 0 and n.
 - Mantel-Haenszel pooled risk ratio with the Greenland-Robins (1985) variance, pooled odds ratio
   with the Robins-Breslow-Greenland (1986) variance, and the Cochran-Mantel-Haenszel test with
   continuity correction (Rothman, Greenland & Lash, Modern Epidemiology, 3rd ed., ch. 15).
@@ -18,18 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-Z95 = 1.959963984540054
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson score interval for k successes out of n (0, 0 when n is 0)."""
-    if n <= 0:
-        return 0.0, 0.0
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+from cadenza.common.stats import Z95
 
 
 @dataclass(frozen=True)
@@ -160,3 +149,13 @@ def ratio_text(x: float) -> str:
     if math.isinf(x):
         return "inf"
     return f"{x:.2g}" if x < 10 else f"{x:.0f}"
+
+
+def pct(x: float) -> str:
+    """A share for prose and tables: a percent with one decimal, n/a for no share (NaN)."""
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def pct_ci(ci: Sequence[float]) -> str:
+    """A share's 95% CI for prose and tables; a Wilson CI of no clips (NaN bounds) reads [n/a, n/a]."""
+    return f"[{pct(ci[0])}, {pct(ci[1])}]"

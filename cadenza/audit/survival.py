@@ -18,12 +18,10 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import fsspec
-
 from cadenza.common.sources import SourceError
 from cadenza.formats.failures import CLIP, SESSION, read_failures, side_of
 from cadenza.formats.shards import list_shards, stats_path
-from cadenza.formats.storage import exists, join, read_json
+from cadenza.formats.storage import exists, filesystem, join, read_json
 from cadenza.musiccaps.schema import YTID_RE, ClipRecord
 
 SURVIVED, LOST, PENDING, UNRESOLVED = "survived", "lost", "pending", "unresolved"
@@ -53,7 +51,7 @@ class Survival:
 
 def shard_keys(tar_path: str) -> list[str]:
     """Sample keys in a shard, from member names only (nothing is extracted)."""
-    fs, p = fsspec.core.url_to_fs(tar_path)
+    fs, p = filesystem(tar_path)
     keys: list[str] = []
     with fs.open(p, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for member in tar:

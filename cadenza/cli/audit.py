@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from cadenza.cli import checks
+from cadenza.formats.assignments import ASSIGNMENTS_FILE
 
 
 class RegionEvidence(StrEnum):
@@ -27,7 +28,7 @@ class GroupBy(StrEnum):
 def audit(
     csv: str = typer.Option(..., "--csv", help="MusicCaps CSV: a local path or an http(s) URL (downloaded once)."),
     out: Path = typer.Option(
-        ..., "--out", help="Output dir: metrics.json, report.html, report.md, *.png, assignments.jsonl."
+        ..., "--out", help=f"Output dir: metrics.json, report.html, report.md, *.png, {ASSIGNMENTS_FILE}."
     ),
     ontology: str | None = typer.Option(
         None, help="AudioSet ontology.json (path or URL). Without it AudioSet labels are not used as evidence."
@@ -88,7 +89,7 @@ def audit(
     checks.number("--alpha", alpha, minimum=0.0001, maximum=0.5)
     checks.number("--min-group-size", min_group_size, minimum=1)
     # assignments.jsonl*: also the temp file of a write an interrupt cut short
-    checks.output_dir("--out", out, own=("metrics.json", "assignments.jsonl*"), force=force, command="audit")
+    checks.output_dir("--out", out, own=("metrics.json", f"{ASSIGNMENTS_FILE}*"), force=force, command="audit")
     config = AuditConfig(
         csv=csv,
         out=str(out),

@@ -97,8 +97,7 @@ def ingest(
                       force=force, command="ingest")
     checks.beam_args(list(ctx.args), [o for p in ctx.command.params for o in p.opts])
 
-    from cadenza.cli.interrupt import hard_stop_on_signal
-    from cadenza.cli.logs import library_logs_to_file
+    from cadenza.cli.interrupt import resumable_shard_stage
     from cadenza.pipelines.ingest.fetch import is_youtube
     from cadenza.pipelines.ingest.run import IngestConfig, SessionBlockedError, run_ingest
 
@@ -130,12 +129,8 @@ def ingest(
         raise checks.InputError(str(exc)) from None
     if is_youtube(config.source_url_template):
         _warn_if_degraded(config)
-    try:
-        with hard_stop_on_signal(lambda: _kept(out)), library_logs_to_file(out, "ingest", verbose):
-            manifest = run_ingest(config, beam_args=list(ctx.args))
-    except SessionBlockedError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(4) from None
+    with resumable_shard_stage(out, "ingest", "audio", verbose, refused=SessionBlockedError, refused_status=4):
+        manifest = run_ingest(config, beam_args=list(ctx.args))
     if manifest["rows_pending"]:
         why = ", ".join(f"{k}: {v}" for k, v in manifest["pending_by_category"].items())
         typer.secho(f"warning: {manifest['rows_pending']} rows are pending after session-side failures ({why}); "
@@ -148,15 +143,6 @@ def ingest(
     status = _verdict(manifest, max_failure_rate)
     if status:
         raise typer.Exit(status)
-
-
-def _kept(out: str) -> str:
-    from cadenza.cli.interrupt import command_line
-    from cadenza.formats.shards import list_shards
-    from cadenza.formats.storage import join
-
-    done = len(list_shards(join(out, "shards")))
-    return f"{done} complete audio shards kept in {out}/shards; resume with: {command_line()}"
 
 
 def _verdict(m: dict, max_failure_rate: float) -> int:

@@ -7,10 +7,11 @@ thread, DataLoader worker, yt-dlp or ffmpeg ever sees a signal, wherever in the 
 but the watcher can take it. What the watcher does depends on the stage that is running:
 
 - by default (`at_once`): kill every descendant process, print the command-wide line, exit;
-- `hard_stop_on_signal` for the Beam stages (ingest, tokenize) and audit. Everything they keep is written
-  atomically with its completion marker last, so stopping at any instant leaves only whole, marked outputs
-  (the kill -9 tests show a rerun then equals an uninterrupted run). The watcher kills every descendant
-  (Beam workers, yt-dlp, ffmpeg), prints one line saying what was kept, and ends the process at once;
+- `hard_stop_on_signal` for the Beam stages (ingest and tokenize, through `resumable_shard_stage`) and
+  audit. Everything they keep is written atomically with its completion marker last, so stopping at any
+  instant leaves only whole, marked outputs (the kill -9 tests show a rerun then equals an uninterrupted
+  run). The watcher kills every descendant (Beam workers, yt-dlp, ffmpeg), prints one line saying what was
+  kept, and ends the process at once;
 - `StopRequest` for train, which can end a step and write a checkpoint: the first signal sets a flag the
   training loop reads between steps; a second one stops at once.
 """
@@ -185,6 +186,34 @@ def hard_stop_on_signal(kept: Callable[[], str]):  # noqa: ANN201 (a context man
     `kept()` describes what is on disk and how to resume; it runs in the watcher thread, so it only reads.
     """
     return handling_signals(lambda signum: _stop(signum, kept))
+
+
+@contextmanager
+def resumable_shard_stage(
+    out: str, command: str, shard_kind: str, verbose: bool, refused: type[Exception], refused_status: int
+) -> Iterator[None]:
+    """Inside: one run of a Beam stage that keeps its complete shards (ingest, tokenize). Library logs go to
+    OUT/<command>.log; SIGINT/SIGTERM stop it at once, saying how many complete shards are kept and the
+    command that resumes; `refused` (the stage cannot go on, and saying why is enough) is one red line and
+    exit status `refused_status`."""
+    import typer
+
+    from cadenza.cli.logs import library_logs_to_file
+
+    try:
+        with hard_stop_on_signal(lambda: _shards_kept(out, shard_kind)), library_logs_to_file(out, command, verbose):
+            yield
+    except refused as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(refused_status) from None
+
+
+def _shards_kept(out: str, shard_kind: str) -> str:
+    from cadenza.formats.shards import list_shards
+    from cadenza.formats.storage import join
+
+    done = len(list_shards(join(out, "shards")))
+    return f"{done} complete {shard_kind} shards kept in {out}/shards; resume with: {command_line()}"
 
 
 class StopRequest:

@@ -97,8 +97,7 @@ def tokenize(
                       own=("manifest.json", "tokenizers.json", "kmeans.npz", "tokenize.log"))
     checks.beam_args(list(ctx.args), [o for p in ctx.command.params for o in p.opts])
 
-    from cadenza.cli.interrupt import hard_stop_on_signal
-    from cadenza.cli.logs import library_logs_to_file
+    from cadenza.cli.interrupt import resumable_shard_stage
     from cadenza.pipelines.tokenize.config import TokenizeConfig
     from cadenza.pipelines.tokenize.run import run_tokenize
     from cadenza.tokenizers.base import TokenizerMismatchError
@@ -110,26 +109,13 @@ def tokenize(
         batch_size=batch_size, torch_threads=torch_threads, optimize=optimize, device=device,
         codec_batch=codec_batch, progress=progress,
     )
-    try:
-        with hard_stop_on_signal(lambda: _kept(out)), library_logs_to_file(out, "tokenize", verbose):
-            manifest = run_tokenize(config, beam_args=list(ctx.args))
-    except TokenizerMismatchError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    with resumable_shard_stage(out, "tokenize", "token", verbose, refused=TokenizerMismatchError, refused_status=2):
+        manifest = run_tokenize(config, beam_args=list(ctx.args))
     typer.echo(
         f"{manifest['clips_written']} clips tokenized ({manifest['audio_seconds']:.0f} s audio), "
         f"{manifest['failures']} failures {manifest['failures_by_category']} -> {out}/manifest.json"
         + (" [RANDOM codec weights]" if manifest["random_weights"] else "")
     )
-
-
-def _kept(out: str) -> str:
-    from cadenza.cli.interrupt import command_line
-    from cadenza.formats.shards import list_shards
-    from cadenza.formats.storage import join
-
-    done = len(list_shards(join(out, "shards")))
-    return f"{done} complete token shards kept in {out}/shards; resume with: {command_line()}"
 
 
 @tokenize_app.command("fit-kmeans")

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from cadenza.cli import checks
+from cadenza.formats.assignments import ASSIGNMENTS_FILE
 
 # what `train` writes into a run dir; --force removes exactly these before starting over
 PRECISIONS = ("auto", "fp32", "bf16")  # cadenza.training.trainer.PRECISIONS (not imported: slow)
@@ -217,8 +218,8 @@ def _evaluate(
     checks.run_dir("--run", run)
     checks.token_dir("--shards", shards)
     audit_path = checks.existing_dir("--audit", audit, what="an audit dir (written by `cadenza audit`)")
-    if audit_path is not None and not (audit_path / "assignments.jsonl").is_file():
-        raise checks.fail("--audit", f"{audit_path} has no assignments.jsonl; expected an audit dir "
+    if audit_path is not None and not (audit_path / ASSIGNMENTS_FILE).is_file():
+        raise checks.fail("--audit", f"{audit_path} has no {ASSIGNMENTS_FILE}; expected an audit dir "
                                      "(written by `cadenza audit`)")
     checks.number("--num-samples", num_samples, minimum=1)
     checks.number("--seconds", seconds, above=0)

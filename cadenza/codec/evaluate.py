@@ -187,10 +187,10 @@ def _evaluate(config: CodecEvalConfig) -> dict[str, Any]:
     tok = load_codec_dir(cfg.codec)
     assignments = None
     if cfg.audit:
-        from cadenza.audit import load_assignments
+        from cadenza.formats.assignments import ASSIGNMENTS_FILE, load_assignments
 
-        if not (Path(cfg.audit) / "assignments.jsonl").is_file():
-            raise SourceError(f"--audit {cfg.audit}: no assignments.jsonl there (run `cadenza audit` first)")
+        if not (Path(cfg.audit) / ASSIGNMENTS_FILE).is_file():
+            raise SourceError(f"--audit {cfg.audit}: no {ASSIGNMENTS_FILE} there (run `cadenza audit` first)")
         assignments = load_assignments(cfg.audit)
     rows, hists = _reconstruct_all(tok, cfg)
     desc = tok.describe()

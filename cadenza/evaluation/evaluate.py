@@ -25,6 +25,7 @@ from cadenza.evaluation import gen_metrics as gm
 from cadenza.evaluation import token_metrics as tm
 from cadenza.evaluation.caption_gain import CaptionGain
 from cadenza.evaluation.embeddings import make_embedder
+from cadenza.formats.assignments import load_assignments
 from cadenza.formats.token_spec import TokenSpec, load_token_dir
 from cadenza.training.data import LoaderConfig, TokenStream, make_loader
 from cadenza.training.nll import heldout_nll
@@ -85,24 +86,6 @@ def _clips(stream: TokenStream, limit: int | None = None) -> list[dict[str, Any]
     return out
 
 
-def load_assignments(audit_dir: str | None) -> dict[str, dict[str, list[str]]]:
-    """ytid and clip key -> {grouping: [groups]} from the audit; the rollup is one more grouping."""
-    if not audit_dir:
-        return {}
-    from cadenza.audit import load_assignments as load_audit_assignments
-
-    path = Path(audit_dir) / "assignments.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: audit assignments not found (run `cadenza audit` first)")
-    out: dict[str, dict[str, list[str]]] = {}
-    for ytid, rec in load_audit_assignments(audit_dir).items():
-        groups = {g: list(v) for g, v in (rec.get("groups") or {}).items()}
-        groups["rollup"] = [rec.get("rollup", "unspecified")]
-        for ident in (ytid, *rec.get("windows", ())):
-            out[str(ident)] = groups
-    return out
-
-
 def load_labels(path: str | None) -> dict[str, str] | None:
     """Clip labels for adherence: a JSON object {clip key or ytid: label}, or the demo dataset's
     demo-manifest.json (its styles)."""
@@ -118,8 +101,13 @@ def load_labels(path: str | None) -> dict[str, str] | None:
     return dict(data)
 
 
-def _groups_of(clip_key: str, ytid: str, assignments: dict[str, dict[str, list[str]]]) -> dict[str, list[str]]:
-    return assignments.get(clip_key) or assignments.get(ytid) or {}
+def _groups_of(ytid: str, assignments: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """A clip's audit groups per grouping (every window of a ytid has its first window's); the roll-up is one
+    more grouping. {} for a clip the audit does not know."""
+    rec = assignments.get(ytid)
+    if rec is None:
+        return {}
+    return {**(rec.get("groups") or {}), "rollup": [rec.get("rollup", "unspecified")]}
 
 
 def generation_metrics(
@@ -162,7 +150,7 @@ def generation_metrics(
 
 
 def clip_labels(
-    clips: list[dict[str, Any]], labels: dict[str, str] | None, assignments: dict[str, dict[str, list[str]]],
+    clips: list[dict[str, Any]], labels: dict[str, str] | None, assignments: dict[str, dict[str, Any]],
     grouping: str,
 ) -> list[str | None]:
     """Each clip's label: from `labels` (clip key or ytid -> label), else its first audit group."""
@@ -171,7 +159,7 @@ def clip_labels(
         if labels:
             out.append(labels.get(c["key"]) or labels.get(c["ytid"]))
         else:
-            groups = _groups_of(c["key"], c["ytid"], assignments).get(grouping) or []
+            groups = _groups_of(c["ytid"], assignments).get(grouping) or []
             out.append(groups[0] if groups else None)
     return out
 
@@ -239,7 +227,7 @@ def evaluate(
     seconds = cfg.seconds or float(run_cfg.get("crop_seconds", 10.0))
     manifest, shards = load_token_dir(heldout_dir)
     spec.check_same(TokenSpec.from_manifest(manifest, where=heldout_dir), f"held-out {heldout_dir} vs run {run}")
-    assignments = load_assignments(audit_dir)
+    assignments = load_assignments(audit_dir) if audit_dir else {}
 
     eval_stream = TokenStream(shards, spec, LoaderConfig(cfg.batch_size, seconds, train=False))
     nll = heldout_nll(model, make_loader(eval_stream), device)
@@ -362,7 +350,7 @@ def breakdown(per_clip, gen, prompts, assignments, spec, cfg, train_ngrams, mem_
     for grouping in (*GROUPINGS, "rollup"):
         members: dict[str, list[str]] = {}
         for key, clip in per_clip.items():
-            for g in _groups_of(key, clip["ytid"], assignments).get(grouping, []) or ["unassigned"]:
+            for g in _groups_of(clip["ytid"], assignments).get(grouping, []) or ["unassigned"]:
                 members.setdefault(g, []).append(key)
         table = {}
         for g, keys in sorted(members.items()):

@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from cadenza.common.stats import wilson
 from cadenza.evaluation.token_metrics import frechet_distance
-
-Z95 = 1.959964
 
 
 def standardise(ref: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -96,17 +95,6 @@ def _finite_mean(v: list[float]) -> float:
     return float(a.mean()) if a.size else float("nan")
 
 
-def wilson(successes: int, n: int) -> list[float]:
-    """95% Wilson score interval of a proportion (sound at small n, unlike the normal approximation)."""
-    if n == 0:
-        return [float("nan"), float("nan")]
-    p = successes / n
-    den = 1 + Z95**2 / n
-    mid = (p + Z95**2 / (2 * n)) / den
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / den
-    return [max(0.0, mid - half), min(1.0, mid + half)]
-
-
 def fit_classifier(x: np.ndarray, labels: list[str]):
     """Standardise + multinomial logistic regression: small, deterministic, needs no tuning."""
     from sklearn.linear_model import LogisticRegression
@@ -131,11 +119,11 @@ def adherence(ref: np.ndarray, ref_labels: list[str], gen: np.ndarray, gen_label
     commonest = Counter(gen_labels).most_common(1)[0][1] / len(gen_labels)
     chance = max(1 / len(classes), commonest)
     acc = sum(hits) / len(hits)
-    ci = wilson(sum(hits), len(hits))
+    ci = list(wilson(sum(hits), len(hits)))
     per_label: dict[str, Any] = {}
     for lab in sorted(set(gen_labels)):
         h = [ok for ok, t in zip(hits, gen_labels, strict=True) if t == lab]
-        per_label[lab] = {"samples": len(h), "accuracy": sum(h) / len(h), "ci95": wilson(sum(h), len(h)),
+        per_label[lab] = {"samples": len(h), "accuracy": sum(h) / len(h), "ci95": list(wilson(sum(h), len(h))),
                           "known_to_classifier": lab in classes}
     return {
         "classes": classes, "samples": len(hits), "accuracy": acc, "ci95": ci, "chance": chance,

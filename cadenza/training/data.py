@@ -33,7 +33,7 @@ from webdataset.tariterators import group_by_keys
 
 from cadenza.formats import tarscan
 from cadenza.formats.shards import find_stats
-from cadenza.formats.storage import read_json
+from cadenza.formats.storage import filesystem, read_json
 from cadenza.formats.token_samples import SampleError, crop_aligned, decode_sample
 from cadenza.formats.token_spec import TokenSpec
 from cadenza.training.batch import collate
@@ -115,7 +115,7 @@ class TokenStream(torch.utils.data.IterableDataset):
         for url in urls:
             self._current_url, self._current_failed = url, False
             try:
-                fs, path = fsspec.core.url_to_fs(url)
+                fs, path = filesystem(url)
                 self._check_size(fs, path, url)
                 data = fs.cat_file(path)
             except OSError as exc:

@@ -130,7 +130,7 @@ def split_by_annotator(tokens_dir: str, train_dir: str, heldout_dir: str, audit_
     annotator's captioning style it has learnt. Annotators come from the audit (assignments.jsonl); clips
     it does not know go to training. Shards are rewritten per split (clips of one shard can go both ways),
     so this view copies its token data."""
-    from cadenza.audit import load_assignments
+    from cadenza.formats.assignments import load_assignments
 
     tokens = Path(tokens_dir)
     manifest = read_json(str(tokens / "manifest.json"))

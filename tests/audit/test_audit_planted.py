@@ -7,7 +7,8 @@ import json
 import pytest
 from audit_synth import write_dataset
 
-from cadenza.audit import AuditConfig, load_assignments, run_audit
+from cadenza.audit import AuditConfig, run_audit
+from cadenza.formats.assignments import load_assignments
 
 
 def _audit(tmp_path, planted: bool, **kw) -> dict:

@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from cadenza.audit import AuditConfig, load_assignments, run_audit
+from cadenza.audit import AuditConfig, run_audit
 from cadenza.audit.groupings import GROUPINGS
+from cadenza.formats.assignments import load_assignments
 from cadenza.musiccaps.csvload import load_musiccaps
 from cadenza.musiccaps.ontology import load_ontology
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cadenza.audit.stats import benjamini_hochberg, mantel_haenszel, two_by_two, wilson
+from cadenza.audit.stats import benjamini_hochberg, mantel_haenszel, pct_ci, two_by_two
 from cadenza.audit.survival import (
     LOST,
     PENDING,
@@ -27,12 +27,9 @@ from cadenza.formats.storage import write_json_atomic
 from cadenza.musiccaps.schema import ClipRecord
 
 
-def test_wilson_matches_the_score_interval():
-    lo, hi = wilson(0, 10)
-    assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-4)
-    ci = stats.binomtest(37, 120).proportion_ci(method="wilson")
-    assert wilson(37, 120) == pytest.approx((ci.low, ci.high), abs=1e-9)
-    assert wilson(0, 0) == (0.0, 0.0)
+def test_a_share_ci_of_no_clips_reads_n_a():
+    assert pct_ci([0.0, 0.2775]) == "[0.0%, 27.8%]"
+    assert pct_ci([math.nan, math.nan]) == "[n/a, n/a]"
 
 
 def test_two_by_two_effects_and_tests():

@@ -131,6 +131,26 @@ def test_chain_without_optional_inputs_and_bad_audit(tmp_path):
     assert res.exit_code == 0 and json.loads(res.output)["clips"] == 200
 
 
+def test_no_clip_with_region_evidence_has_no_interval_in_the_audit_or_the_chain(tmp_path):
+    """No clip names a place: the Global South share has no clips behind it, so its Wilson CI is n/a
+    (null in metrics.json), never a measured [0.0%, 0.0%], and the chain does not flag that share."""
+    rows, alive = generate(120, seed=5, planted=False)
+    for row in rows:
+        row["caption"] = "A steady beat under a warm mix."
+    audit = _audit(tmp_path, rows, alive)
+    metrics = json.loads((tmp_path / "audit" / "metrics.json").read_text())
+    assert metrics["rollup"]["specified"] == 0 and metrics["rollup"]["global_south_any_ci"] == [None, None]
+    report = (tmp_path / "audit" / "report.html").read_text()
+    headline = report[report.index('id="rule-headline"'):].split("</table>")[0]
+    assert "[n/a, n/a]" in headline
+    assert "[0.0%, 0.0%]" not in report and "nan%" not in report
+    out = tmp_path / "chain"
+    res = runner.invoke(app, ["report", "--audit", audit, "--out", str(out), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    cols = {c["key"]: c for c in json.loads((out / "chain.json").read_text())["columns"]}
+    assert cols["share"]["cells"]["rollup"]["global_south"]["flag"] is False
+
+
 @pytest.mark.slow
 def test_chain_with_a_real_evaluation(tmp_path):
     import torch

@@ -67,3 +67,50 @@ def test_a_second_signal_stops_a_stop_request_at_once():
     assert done.returncode == 130, done.stderr[-2000:]
     assert done.stderr.startswith("error: interrupted by SIGINT; resume with: cadenza"), done.stderr[-2000:]
     assert len(done.stderr.splitlines()) == 1, done.stderr[-2000:]
+
+
+STAGE = r"""
+import logging, os, signal, sys, time
+import typer
+from cadenza.cli.interrupt import resumable_shard_stage, signals_to_watcher
+
+out, what = sys.argv[1], sys.argv[2]
+sys.argv = ["cadenza", "ingest", "--out", out]
+with signals_to_watcher():  # as main() does, before any thread starts
+    from cadenza.formats.shards import shard_name, write_shard
+    from cadenza.formats.storage import write_bytes_atomic
+
+    write_shard(f"{out}/shards/{shard_name('audio', 0)}", [{"__key__": "a", "txt": "x"}], {"count": 1})
+    write_bytes_atomic(f"{out}/shards/{shard_name('audio', 1)}", b"no stats marker: not complete")
+    try:
+        with resumable_shard_stage(out, "ingest", "audio", False, refused=LookupError, refused_status=4):
+            logging.getLogger("apache_beam").info("runner chatter")
+            if what == "refused":
+                raise LookupError("the session is blocked")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+print("not stopped")
+"""
+
+
+def _stage(tmp_path, what: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", STAGE, str(tmp_path), what], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_stopped_shard_stage_says_what_it_kept_and_how_to_resume(tmp_path):
+    done = _stage(tmp_path, "signal")
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: interrupted by SIGTERM: 1 complete audio shards kept in {tmp_path}/shards; "
+        f"resume with: cadenza ingest --out {tmp_path}")
+
+
+def test_a_refused_shard_stage_is_one_red_line_and_its_exit_status(tmp_path):
+    done = _stage(tmp_path, "refused")
+    assert done.returncode == 4, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == ["error: the session is blocked"]
+    assert "runner chatter" in (tmp_path / "ingest.log").read_text()

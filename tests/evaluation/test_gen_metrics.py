@@ -52,12 +52,6 @@ def test_adherence_and_mainstream_pull():
     assert "skipped" in gm.adherence(ref, ["one"] * len(ref), gen, gen_lab)
 
 
-def test_wilson_interval():
-    lo, hi = gm.wilson(7, 10)
-    assert lo < 0.7 < hi and 0 <= lo and hi <= 1
-    assert gm.wilson(0, 5)[0] == 0.0 and gm.wilson(5, 5)[1] == pytest.approx(1.0)
-
-
 def test_mismatch_donors_take_other_groups_and_other_captions():
     texts = [np.full(3, i % 4, np.float32) for i in range(12)]
     groups = [f"g{i % 2}" for i in range(12)]

@@ -47,8 +47,8 @@ def _offline(monkeypatch, tmp_path_factory):
 @pytest.fixture(scope="module")
 def outputs(media_dir, tmp_path_factory):  # noqa: F811
     """(ingest dir, tokens dir, audit dir) of real pipeline runs."""
-    from cadenza.audit.run import write_assignments
     from cadenza.audit.taxonomy_file import load_taxonomy
+    from cadenza.formats.assignments import write_assignments
     from cadenza.musiccaps import load_musiccaps
 
     d = tmp_path_factory.mktemp("readers")
@@ -62,7 +62,7 @@ def outputs(media_dir, tmp_path_factory):  # noqa: F811
                                 codec_small=True, clusters=4, calibration_clips=2, text="none", optimize="eager",
                                 progress=False))
     (d / "audit").mkdir()
-    write_assignments(d / "audit" / "assignments.jsonl", load_taxonomy().assign_all(load_musiccaps(str(csv)).clips))
+    write_assignments(d / "audit", (a.to_dict() for a in load_taxonomy().assign_all(load_musiccaps(str(csv)).clips)))
     return d / "audio", d / "tokens", d / "audit"
 
 
