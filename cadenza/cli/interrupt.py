@@ -218,10 +218,12 @@ def _shards_kept(out: str, shard_kind: str) -> str:
 
 class StopRequest:
     """Set by SIGINT/SIGTERM while entered; a loop polls `requested` and stops at a safe point.
-    A second signal stops at once, for a loop that never reaches its safe point."""
+    A second signal stops at once, for a loop that never reaches its safe point; `resume` gives the command
+    that line names (the command as typed when None)."""
 
-    def __init__(self) -> None:
+    def __init__(self, resume: Callable[[], str] | None = None) -> None:
         self.signum: int | None = None
+        self.resume = resume or command_line
         self._handling = handling_signals(self._handle)
 
     @property
@@ -230,7 +232,7 @@ class StopRequest:
 
     def _handle(self, signum: int) -> None:
         if self.signum is not None:
-            at_once(signum)
+            _stop(signum, lambda: f"resume with: {self.resume()}", sep="; ")
         self.signum = signum
 
     def __enter__(self) -> StopRequest:

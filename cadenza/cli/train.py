@@ -127,15 +127,17 @@ def _train(
             cfg = TrainConfig.preset(config, shards, out, resume=resume, **overrides)
     except (ValueError, TypeError) as exc:
         raise checks.fail("--config" if not resume else "--resume", f"bad training config: {exc}") from None
-    with StopRequest() as stop:
+    def resume_command() -> str:
+        args = command_line()
+        return args if "--resume" in args.split() else f"{args} --resume"
+
+    with StopRequest(resume=resume_command) as stop:
         summary = train(cfg, stop=lambda: stop.requested)
     ckpt = summary.get("checkpoint")
     if summary.get("interrupted"):
         import signal
 
-        args = command_line()
-        if "--resume" not in args.split():
-            args += " --resume"
+        args = resume_command()
         signum = stop.signum or signal.SIGINT
         raise Interrupted(f"interrupted by {signal.Signals(signum).name}: stopped at step {summary['steps']}; "
                           f"checkpoint kept: {ckpt}; resume with: {args}", signum)

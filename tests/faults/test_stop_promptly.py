@@ -87,3 +87,4 @@ def test_train_second_sigint_stops_at_once_during_the_first_ones_graceful_stop(t
     # the graceful stop never finished: no checkpoint of the step it was ending, no "checkpoint kept" line
     assert not (out / "checkpoints" / "latest.json").exists(), line
     assert line.startswith("error: interrupted by SIGINT; resume with: cadenza train "), line
+    assert line.endswith(" --resume"), line  # without it train refuses the dir its first run made
