@@ -197,3 +197,12 @@ def test_limit_0_is_refused_in_the_same_words_by_the_cli_and_the_config(tmp_path
         IngestConfig(csv=str(csv), out=str(tmp_path / "out"), limit=0).validate()
     assert str(refused.value) == cli_message == "--limit: must be at least 1 (got 0)"
     IngestConfig(csv=str(csv), out=str(tmp_path / "out"), limit=1).validate()
+
+
+def test_the_audit_commands_choices_are_the_taxonomys_names():
+    """cli/audit.py spells the choices out (importing cadenza.audit would slow `--help`): they must stay these."""
+    from cadenza.audit.groupings import GROUPINGS, REGION_RULES
+    from cadenza.cli.audit import GroupBy, RegionEvidence
+
+    assert tuple(GroupBy) == GROUPINGS
+    assert tuple(RegionEvidence) == REGION_RULES
