@@ -115,6 +115,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[], list[tuple[str, Any]]]]] = {
     "k-means clusters": (defaults.CLUSTERS, lambda: [
         cli("tokenize", "clusters"), cli("tokenize", "fit-kmeans", "clusters"), config(TokenizeConfig, "clusters"),
         stage("tokenize", "clusters"), dag("musiccaps_ingest", "clusters"), function(fit_kmeans, "clusters")]),
+    "k-means clips sampled": (1000, lambda: [
+        cli("tokenize", "fit-kmeans", "max_clips"), function(fit_kmeans, "max_clips")]),
+    "k-means frames per clip": (100, lambda: [
+        cli("tokenize", "fit-kmeans", "frames_per_clip"), function(fit_kmeans, "frames_per_clip")]),
     "random-init codec": (False, lambda: [
         cli("tokenize", "codec_random_init"), config(TokenizeConfig, "codec_random_init"),
         stage("tokenize", "random_init"), dag("musiccaps_ingest", "random_init")]),
