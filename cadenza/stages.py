@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ONTOLOGY = "https://raw.githubusercontent.com/audioset/ontology/master/ontology.json"
-YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
+from cadenza.formats import defaults
 
 # where each stage writes under one output root; the DAGs and the demo use the same layout
 STAGE_DIRS = {
@@ -55,7 +54,7 @@ def stage_dirs(out_dir: str | Path) -> dict[str, str]:
     return {name: str(root / sub) for name, sub in STAGE_DIRS.items()}
 
 
-def beam_args(runner: str = "DirectRunner", options: str | list[str] | None = None) -> list[str]:
+def beam_args(runner: str = defaults.BEAM_RUNNER, options: str | list[str] | None = None) -> list[str]:
     """Beam pipeline options: the runner plus any extra options (a list, or one shell-quoted string)."""
     extra = shlex.split(options) if isinstance(options, str) else list(options or [])
     if any(o.startswith("--runner") for o in extra):
@@ -133,8 +132,9 @@ def _manifest_summary(stage: str, out_dir: str, manifest: dict[str, Any], count_
             "shards": len(manifest.get("shards", [])), "failures_by_category": manifest.get("failures_by_category", {})}
 
 
-def ingest(csv: str, audio_dir: str, *, url_template: str = YOUTUBE_URL_TEMPLATE, shard_size: int = 256,
-           sample_rate: int = 32000, limit: int | None = None, ontology: str | None = DEFAULT_ONTOLOGY,
+def ingest(csv: str, audio_dir: str, *, url_template: str = defaults.YOUTUBE_URL_TEMPLATE,
+           shard_size: int = defaults.SHARD_SIZE, sample_rate: int = defaults.SAMPLE_RATE, limit: int | None = None,
+           ontology: str | None = defaults.ONTOLOGY_URL,
            beam: list[str] | None = None) -> dict[str, Any]:
     mod = _entry("ingest")
     config = _config("ingest", mod.IngestConfig, {
@@ -145,7 +145,7 @@ def ingest(csv: str, audio_dir: str, *, url_template: str = YOUTUBE_URL_TEMPLATE
     return _manifest_summary("ingest", audio_dir, manifest, "clips_written")
 
 
-def codec_train(audio_dir: str, codec_dir: str, *, preset: str = "demo", steps: int | None = None,
+def codec_train(audio_dir: str, codec_dir: str, *, preset: str = defaults.CODEC_PRESET, steps: int | None = None,
                 holdout_shards: int = 1, val_shards: str | None = None, seed: int = 0) -> dict[str, Any]:
     """Train an EnCodec on the audio shards (resuming, or reusing a finished run of the same settings)."""
     mod = _entry("codec_train")
@@ -173,8 +173,8 @@ def codec_eval(codec_dir: str, audio_dir: str, eval_dir: str, *, audit_dir: str 
             "flagged": metrics.get("flagged", [])}
 
 
-def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz", random_init: bool = False,
-             codec_weights: str | None = None, text: str = "minilm", clusters: int = 1024,
+def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = defaults.ACOUSTIC_CODEC, random_init: bool = False,
+             codec_weights: str | None = None, text: str = defaults.TEXT_ENCODER, clusters: int = defaults.CLUSTERS,
              optimize: str | None = None, beam: list[str] | None = None) -> dict[str, Any]:
     """optimize: the EnCodec encoder variant (None: TokenizeConfig's default)."""
     mod = _entry("tokenize")
@@ -190,7 +190,7 @@ def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = "encodec_24khz"
     return out
 
 
-def audit(csv: str, audit_dir: str, *, ontology: str = DEFAULT_ONTOLOGY, audio_dir: str | None = None,
+def audit(csv: str, audit_dir: str, *, ontology: str = defaults.ONTOLOGY_URL, audio_dir: str | None = None,
           weights_out: str | None = None, region_evidence: str = "both",
           balance_annotators: bool = False) -> dict[str, Any]:
     from cadenza.formats.assignments import ASSIGNMENTS_FILE
@@ -220,8 +220,9 @@ def split_tokens(tokens_dir: str, split_dir: str, *, heldout_shards: int = 1, ho
                                holdout_by=holdout_by, audit_dir=audit_dir, heldout_fraction=heldout_fraction)
 
 
-def train(tokens_dir: str, run_dir: str, *, preset: str = "tiny", steps: int = 200, weights: str | None = None,
-          seed: int = 0, val_shards: str | None = None, resume: bool = True) -> dict[str, Any]:
+def train(tokens_dir: str, run_dir: str, *, preset: str = defaults.MODEL_PRESET,
+          steps: int = defaults.CHAIN_TRAIN_STEPS, weights: str | None = None, seed: int = 0,
+          val_shards: str | None = None, resume: bool = True) -> dict[str, Any]:
     """Train (or resume, and skip when the run already reached `steps`)."""
     mod = _entry("train")
     resume = resume and Path(run_dir, "config.json").is_file()
@@ -233,8 +234,8 @@ def train(tokens_dir: str, run_dir: str, *, preset: str = "tiny", steps: int = 2
     return _outputs({"dir": run_dir, "metrics_log": f"{run_dir}/metrics.jsonl"}, result)
 
 
-def sample(run_dir: str, samples_dir: str, *, prompts: list[str], seconds: float = 10.0, seed: int = 0,
-           codec_random_init: bool = False, codec_weights: str | None = None,
+def sample(run_dir: str, samples_dir: str, *, prompts: list[str], seconds: float = defaults.SAMPLE_SECONDS,
+           seed: int = 0, codec_random_init: bool = False, codec_weights: str | None = None,
            device: str = "cpu") -> dict[str, Any]:
     mod = _entry("sample")
     if not prompts:
@@ -245,10 +246,11 @@ def sample(run_dir: str, samples_dir: str, *, prompts: list[str], seconds: float
     return {"dir": samples_dir, "index": f"{samples_dir}/samples.json", "wavs": [r["wav"] for r in results]}
 
 
-def evaluate(run_dir: str, heldout_dir: str, eval_dir: str, *, audit_dir: str | None = None, num_samples: int = 4,
-             seconds: float | None = None, codec_random_init: bool = False,
-             codec_weights: str | None = None, labels: str | None = None,
-             embeddings: str = "mfcc", max_references: int = 256, device: str = "cpu") -> dict[str, Any]:
+def evaluate(run_dir: str, heldout_dir: str, eval_dir: str, *, audit_dir: str | None = None,
+             num_samples: int = defaults.CHAIN_EVAL_SAMPLES, seconds: float | None = None,
+             codec_random_init: bool = False, codec_weights: str | None = None, labels: str | None = None,
+             embeddings: str = defaults.EMBEDDINGS, max_references: int = defaults.MAX_REFERENCES,
+             device: str = "cpu") -> dict[str, Any]:
     mod = _entry("evaluate")
     config = mod.EvalConfig(num_samples=num_samples, seconds=seconds, embeddings=embeddings,
                             max_references=max_references)

@@ -16,6 +16,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from cadenza.formats import defaults  # plain values: cheap to import when the DAG is parsed
+
 FETCH_RETRIES = dict(retries=3, retry_delay=timedelta(seconds=30), retry_exponential_backoff=2.0,
                      max_retry_delay=timedelta(minutes=10))
 
@@ -29,31 +31,33 @@ FETCH_RETRIES = dict(retries=3, retry_delay=timedelta(seconds=30), retry_exponen
     tags=["cadenza", "musiccaps", "beam"],
     doc_md=__doc__,
     params={
-        "csv": Param("https://huggingface.co/datasets/google/MusicCaps/resolve/main/musiccaps-public.csv",
-                     type="string", description="MusicCaps CSV: a path or URL (downloaded once, cached)"),
-        "ontology": Param("https://raw.githubusercontent.com/audioset/ontology/master/ontology.json",
-                          type="string", description="AudioSet ontology.json: a path or URL"),
-        "out_dir": Param("~/cadenza-data", type="string",
+        "csv": Param(defaults.MUSICCAPS_CSV_URL, type="string",
+                     description="MusicCaps CSV: a path or URL (downloaded once, cached)"),
+        "ontology": Param(defaults.ONTOLOGY_URL, type="string", description="AudioSet ontology.json: a path or URL"),
+        "out_dir": Param(defaults.DAG_OUT_DIR, type="string",
                          description="output root: metadata/, audio/, tokens/ and audit/ go under it"),
-        "url_template": Param("https://www.youtube.com/watch?v={ytid}", type="string",
+        "url_template": Param(defaults.YOUTUBE_URL_TEMPLATE, type="string",
                               description="media URL for a clip; {ytid} is replaced"),
-        "runner": Param("DirectRunner", type="string", description="Beam runner"),
+        "runner": Param(defaults.BEAM_RUNNER, type="string", description="Beam runner"),
         "beam_options": Param([], type="array", items={"type": "string"},
                               description="extra Beam pipeline options, e.g. --direct_num_workers=2"),
-        "shard_size": Param(256, type="integer", minimum=1, description="samples per shard"),
-        "sample_rate": Param(32000, type="integer", minimum=8000, description="ingest sample rate (Hz)"),
+        "shard_size": Param(defaults.SHARD_SIZE, type="integer", minimum=1, description="samples per shard"),
+        "sample_rate": Param(defaults.SAMPLE_RATE, type="integer", minimum=8000,
+                             description="ingest sample rate (Hz)"),
         "limit": Param(None, type=["null", "integer"], description="ingest only the first N valid rows"),
-        "acoustic": Param("encodec_24khz", type="string", description="acoustic tokenizer"),
+        "acoustic": Param(defaults.ACOUSTIC_CODEC, type="string", description="acoustic tokenizer"),
         "codec_weights": Param(None, type=["null", "string"],
                                description="a save_pretrained EnCodec dir; null: the HF cache (or train_codec)"),
         "train_codec": Param(False, type="boolean",
                              description="train an EnCodec on the ingested audio and tokenize with it (offline)"),
-        "codec_preset": Param("small", type="string", description="preset when training: demo, small or 24khz"),
+        "codec_preset": Param(defaults.DAG_CODEC_PRESET, type="string", enum=list(defaults.CODEC_PRESETS),
+                              description="preset when training"),
         "codec_steps": Param(None, type=["null", "integer"], description="codec training steps (null: preset's)"),
         "random_init": Param(False, type="boolean",
                              description="random-init codec weights (tests only; tokens are not meaningful)"),
-        "text": Param("minilm", type="string", description="caption embedding model, or 'none'"),
-        "clusters": Param(1024, type="integer", minimum=2, description="semantic k-means clusters when fitted here"),
+        "text": Param(defaults.TEXT_ENCODER, type="string", description="caption embedding model, or 'none'"),
+        "clusters": Param(defaults.CLUSTERS, type="integer", minimum=2,
+                          description="semantic k-means clusters when fitted here"),
     },
 )
 def musiccaps_ingest():

@@ -12,6 +12,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from cadenza.formats import defaults  # plain values: cheap to import when the DAG is parsed
+
 
 @dag(
     dag_id="train_evaluate",
@@ -22,18 +24,20 @@ from airflow.sdk import Param, dag, task
     tags=["cadenza", "training"],
     doc_md=__doc__,
     params={
-        "out_dir": Param("~/cadenza-data", type="string",
+        "out_dir": Param(defaults.DAG_OUT_DIR, type="string",
                          description="output root: run/, samples/ and eval/ go under it"),
         "tokens_dir": Param(None, type=["null", "string"], description="token shards (default: OUT_DIR/tokens)"),
         "audit_dir": Param(None, type=["null", "string"], description="audit output (default: OUT_DIR/audit)"),
-        "preset": Param("tiny", type="string", description="model size preset"),
-        "max_steps": Param(200, type="integer", minimum=1, description="training steps"),
+        "preset": Param(defaults.MODEL_PRESET, type="string", enum=list(defaults.MODEL_PRESETS),
+                        description="model size preset"),
+        "max_steps": Param(defaults.CHAIN_TRAIN_STEPS, type="integer", minimum=1, description="training steps"),
         "use_audit_weights": Param(True, type="boolean",
                                    description="reweight sampling with the audit's weights.json when present"),
-        "num_samples": Param(4, type="integer", minimum=1, description="held-out captions generated in evaluation"),
+        "num_samples": Param(defaults.CHAIN_EVAL_SAMPLES, type="integer", minimum=1,
+                             description="held-out captions generated in evaluation"),
         "prompts": Param(["a calm piano melody", "an energetic electronic dance track with a heavy kick"],
                          type="array", items={"type": "string"}, description="captions to sample"),
-        "seconds": Param(10.0, type="number", minimum=0.5, description="length of each sample"),
+        "seconds": Param(defaults.SAMPLE_SECONDS, type="number", minimum=0.5, description="length of each sample"),
         "heldout_shards": Param(1, type="integer", minimum=1, description="token shards held out for evaluation"),
         "holdout_by": Param("shard", type="string", enum=["shard", "annotator"],
                             description="hold out the last shards, or every clip of some annotators (from the audit)"),

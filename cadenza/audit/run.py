@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,14 @@ from cadenza.audit.groupings import GROUPINGS, REGION_RULES
 from cadenza.audit.sensitivity import region_sensitivity
 from cadenza.audit.taxonomy import Assignment, Taxonomy
 from cadenza.audit.taxonomy_file import load_taxonomy
-from cadenza.common.config import from_dict_strict
+from cadenza.common.config import StageConfig
 from cadenza.formats.assignments import write_assignments
 
 METRICS_SCHEMA_VERSION = 1
 
 
 @dataclass
-class AuditConfig:
+class AuditConfig(StageConfig):
     csv: str
     out: str
     ontology: str | None = None
@@ -65,13 +65,6 @@ class AuditConfig:
             raise ValueError(f"region_evidence must be one of {', '.join(REGION_RULES)} (got {self.region_evidence!r})")
         if self.min_group < 1:
             raise ValueError(f"min_group must be at least 1 (got {self.min_group})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AuditConfig:
-        return from_dict_strict(cls, d)
 
 
 def _json_safe(x: Any) -> Any:

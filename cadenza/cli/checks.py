@@ -23,7 +23,7 @@ from typing import Any
 
 import typer
 
-PRESETS = ("tiny", "small")
+from cadenza.formats.defaults import MODEL_PRESETS
 
 # click's UsageError and ClickException as typer raises them (recent typer versions vendor click, so
 # `import click` would give other classes than the ones typer's parser raises)
@@ -200,10 +200,10 @@ def run_dir(option: str, spec: str | Path | None) -> None:
 
 
 def preset_or_file(option: str, value: str) -> None:
-    if value in PRESETS:
+    if value in MODEL_PRESETS:
         return
     if not (value.endswith(".json") or Path(value).exists()):
-        raise fail(option, f"expected a preset ({', '.join(PRESETS)}) or a JSON file of fields (got {value!r})")
+        raise fail(option, f"expected a preset ({', '.join(MODEL_PRESETS)}) or a JSON file of fields (got {value!r})")
     existing_file(option, value, what="a JSON file")
     try:
         loaded: Any = json.loads(Path(value).read_text())

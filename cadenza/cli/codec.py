@@ -6,6 +6,8 @@ import json
 
 import typer
 
+from cadenza.formats import defaults
+
 codec_app = typer.Typer(
     help="Train an EnCodec on your own audio shards (offline: no model hub needed) and measure any codec's "
          "reconstruction, overall and per audit group.",
@@ -18,8 +20,8 @@ def train_cmd(
     shards: str = typer.Option(..., "--shards", help="Ingest output dir whose audio shards the codec learns from."),
     out: str = typer.Option(..., "--out", help="Codec dir: a save_pretrained EncodecModel (pass it to `cadenza "
                             "tokenize --codec-weights`), codec.json (training record), train/ (checkpoints)."),
-    preset: str = typer.Option("demo", "--preset", help="demo (~0.7 M params, 4 codebooks, minutes on a CPU), "
-                               "small (~2.9 M, 8 codebooks) or 24khz (Meta's encodec_24khz architecture)."),
+    preset: str = typer.Option(defaults.CODEC_PRESET, "--preset", help="demo (~0.7 M params, 4 codebooks, minutes "
+                               "on a CPU), small (~2.9 M, 8 codebooks) or 24khz (Meta's encodec_24khz architecture)."),
     steps: int = typer.Option(None, "--steps", help="Optimizer steps (default: the preset's)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Segments per step (default: the preset's)."),
     segment_seconds: float = typer.Option(None, "--segment-seconds",
@@ -43,9 +45,8 @@ def train_cmd(
     multi-resolution log-mel and STFT, waveform L1, frame-locked pattern, commitment. Held-out
     reconstruction is measured against the random-init codec the run starts from."""
     from cadenza.cli import checks
-    from cadenza.codec.presets import PRESETS
 
-    checks.choice("--preset", preset, PRESETS)
+    checks.choice("--preset", preset, defaults.CODEC_PRESETS)
     checks.number("--steps", steps, minimum=1)
     checks.number("--batch-size", batch_size, minimum=1)
     checks.number("--segment-seconds", segment_seconds, minimum=0.05)

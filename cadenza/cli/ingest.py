@@ -7,6 +7,7 @@ import json
 import typer
 
 from cadenza.cli import checks
+from cadenza.formats import defaults
 
 # ingest's exit status when it ran but kept too little: nothing written, or more failed than allowed
 EXIT_TOO_MANY_FAILURES = 5  # 4 is a session YouTube blocks (rows pending)
@@ -22,11 +23,11 @@ def ingest(
     csv: str = typer.Option(..., "--csv", help="MusicCaps CSV: a local path or an http(s) URL."),
     out: str = typer.Option(..., "--out", help="Output directory: a local path or an fsspec URL (gs://, s3://...)."),
     source_url_template: str = typer.Option(
-        "https://www.youtube.com/watch?v={ytid}", help="Where a clip's media is: an http(s) URL with {ytid}."
+        defaults.YOUTUBE_URL_TEMPLATE, help="Where a clip's media is: an http(s) URL with {ytid}."
     ),
     limit: int | None = typer.Option(None, help="Only the first N data rows of the CSV (>= 1)."),
-    shard_size: int = typer.Option(500, help="Clips per shard (consecutive valid rows in CSV order)."),
-    sample_rate: int = typer.Option(32000, help="Sample rate of the stored mono FLAC."),
+    shard_size: int = typer.Option(defaults.SHARD_SIZE, help="Clips per shard (consecutive valid rows in CSV order)."),
+    sample_rate: int = typer.Option(defaults.SAMPLE_RATE, help="Sample rate of the stored mono FLAC."),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Fetch again only the rows that failed, rewriting the shards they belong to."
     ),
@@ -56,9 +57,7 @@ def ingest(
     vantage: str | None = typer.Option(
         None, help="Where the download runs, e.g. a country code; recorded in the manifest for the survival audit."
     ),
-    ontology: str = typer.Option(
-        "https://raw.githubusercontent.com/audioset/ontology/master/ontology.json", help=ONTOLOGY_HELP
-    ),
+    ontology: str = typer.Option(defaults.ONTOLOGY_URL, help=ONTOLOGY_HELP),
     download_ranges: bool = typer.Option(
         True, help="Download only each clip's window when the source allows it (else the whole file)."
     ),

@@ -10,9 +10,8 @@ import typer
 from typer.core import TyperGroup
 
 from cadenza.cli import checks
+from cadenza.formats import defaults
 from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE, VARIANTS
-
-ACOUSTIC_CODECS = ("encodec_24khz", "encodec_32khz")
 
 
 class _TokenizeGroup(TyperGroup):
@@ -45,7 +44,7 @@ def tokenize(
     ctx: typer.Context,
     shards: str = typer.Option(None, "--shards", help="Ingest output dir (holds shards/audio-*.tar)."),
     out: str = typer.Option(None, "--out", help="Tokens output dir (local path or fsspec URL)."),
-    acoustic: str = typer.Option("encodec_24khz", help="encodec_24khz (8 codebooks at 6 kbps, 75 Hz) or "
+    acoustic: str = typer.Option(defaults.ACOUSTIC_CODEC, help="encodec_24khz (8 codebooks at 6 kbps, 75 Hz) or "
                                  "encodec_32khz (MusicGen's, 4 codebooks, 50 Hz)."),
     bandwidth: float = typer.Option(None, help="Codec bandwidth in kbps (default 6.0 at 24 kHz, 2.2 at 32 kHz)."),
     codec_weights: Path = typer.Option(None, help="A local save_pretrained EnCodec dir; default: the HF cache."),
@@ -54,8 +53,8 @@ def tokenize(
     codec_small: bool = typer.Option(False, hidden=True, help="With --codec-random-init: narrow widths (tests)."),
     semantic: str = typer.Option("mfcc-kmeans", help="mfcc-kmeans, or hf:PATH\\[@LAYER] (local transformers model)."),
     kmeans: str = typer.Option(None, help="A fitted k-means .npz (see fit-kmeans)."),
-    clusters: int = typer.Option(1024, help="k-means clusters when fitting here (no --kmeans)."),
-    text: str = typer.Option("minilm", help="Caption embeddings: minilm or none."),
+    clusters: int = typer.Option(defaults.CLUSTERS, help="k-means clusters when fitting here (no --kmeans)."),
+    text: str = typer.Option(defaults.TEXT_ENCODER, help="Caption embeddings: minilm or none."),
     batch_size: int = typer.Option(8, help="Most clips per Beam bundle (each clip is still encoded alone)."),
     torch_threads: int = typer.Option(1, help="Torch threads per worker; run one worker per core."),
     optimize: str = typer.Option(DEFAULT_OPTIMIZE, help="EnCodec encoder variant: eager, fold (weight norm folded) and "
@@ -76,7 +75,7 @@ def tokenize(
     if not shards or not out:
         raise checks.fail("--shards", "--shards and --out are required (or name a subcommand: fit-kmeans)")
     checks.audio_dir("--shards", shards)
-    checks.choice("--acoustic", acoustic, ACOUSTIC_CODECS)
+    checks.choice("--acoustic", acoustic, defaults.ACOUSTIC_CODECS)
     checks.number("--bandwidth", bandwidth, above=0)
     checks.existing_dir("--codec-weights", codec_weights, what="an EnCodec save_pretrained dir")
     if not (semantic == "mfcc-kmeans" or (semantic.startswith("hf:") and len(semantic) > 3)):
@@ -122,7 +121,7 @@ def tokenize(
 def fit_kmeans_cmd(
     shards: str = typer.Option(..., "--shards", help="Ingest output dir."),
     out: str = typer.Option(..., "--out", help="Where to write the k-means .npz."),
-    clusters: int = typer.Option(1024, help="Number of clusters (semantic vocabulary size)."),
+    clusters: int = typer.Option(defaults.CLUSTERS, help="Number of clusters (semantic vocabulary size)."),
     features: str = typer.Option("mfcc", help="mfcc (MFCC+deltas+chroma) or hf:PATH\\[@LAYER]."),
     max_clips: int = typer.Option(1000, help="Clips sampled across shards."),
     frames_per_clip: int = typer.Option(100, help="Frames sampled per clip."),

@@ -9,10 +9,10 @@ from pathlib import Path
 import typer
 
 from cadenza.cli import checks
+from cadenza.formats import defaults
 from cadenza.formats.assignments import ASSIGNMENTS_FILE
 
 # what `train` writes into a run dir; --force removes exactly these before starting over
-PRECISIONS = ("auto", "fp32", "bf16")  # cadenza.training.trainer.PRECISIONS (not imported: slow)
 RUN_FILES = ("checkpoints", "metrics.jsonl", "train_summary.json", "config.json", "tokens_manifest.json")
 
 
@@ -58,7 +58,8 @@ def _train(
     ),
     out: str = typer.Option(..., "--out", help="Run dir: config.json, checkpoints/, metrics.jsonl."),
     config: str = typer.Option(
-        "tiny", "--config", help="Model/optimizer preset `tiny` or `small`, or a JSON file of TrainConfig fields."
+        defaults.MODEL_PRESET, "--config",
+        help="Model/optimizer preset `tiny` or `small`, or a JSON file of TrainConfig fields.",
     ),
     steps: int = typer.Option(None, "--steps", help="Stop after this many optimizer steps (default: the preset's)."),
     weights: str = typer.Option(
@@ -96,7 +97,7 @@ def _train(
     if device is not None:
         checks.device("--device", device)
     if precision is not None:
-        checks.choice("--precision", precision, PRECISIONS)
+        checks.choice("--precision", precision, defaults.PRECISIONS)
     checks.token_dir("--val-shards", val_shards)
     _check_weights(weights)
     _check_run_out(out, resume, force)
@@ -151,7 +152,7 @@ def _sample(
     out: str = typer.Option(
         ..., "--out", help="Output dir: sample-NNN.wav, .png spectrogram, .tokens.npz, samples.json."
     ),
-    seconds: float = typer.Option(10.0, "--seconds", help="Length of each clip in seconds (> 0)."),
+    seconds: float = typer.Option(defaults.SAMPLE_SECONDS, "--seconds", help="Length of each clip in seconds (> 0)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature (>= 0); 0 = greedy."),
     top_k: int = typer.Option(0, "--top-k", help="Keep the k most likely tokens (0 = off)."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
@@ -197,7 +198,8 @@ def _evaluate(
     shards: str = typer.Option(..., "--shards", help="Held-out token dir (not used in training)."),
     out: str = typer.Option(..., "--out", help="Output dir: metrics.json, report.html, plots, wavs/."),
     audit: str = typer.Option(None, "--audit", help="Audit dir: break every metric down by its cultural groups."),
-    num_samples: int = typer.Option(16, "--num-samples", help="Held-out captions to generate from (>= 1)."),
+    num_samples: int = typer.Option(defaults.EVAL_SAMPLES, "--num-samples",
+                                    help="Held-out captions to generate from (>= 1)."),
     seconds: float = typer.Option(None, "--seconds", help="Window for NLL and generation (default: training crop)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generation draws."),
     codec_weights: str = typer.Option(None, "--codec-weights", help="EnCodec weights dir (as for tokenize)."),
@@ -205,7 +207,8 @@ def _evaluate(
         False, "--codec-random-init", help="Decode with the random-init codec saved in TOKENS/codec."
     ),
     embeddings: str = typer.Option(
-        "mfcc", "--embeddings", help="Audio embeddings for FD/KAD/adherence: mfcc (offline), encodec, hf:PATH."
+        defaults.EMBEDDINGS, "--embeddings",
+        help="Audio embeddings for FD/KAD/adherence: mfcc (offline), encodec, hf:PATH.",
     ),
     labels: str = typer.Option(
         None, "--labels", help="JSON {clip key or ytid: label} (or the demo's demo-manifest.json) for adherence; "

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cadenza.codec.losses import METRIC_DIRECTION, reconstruction_metrics
-from cadenza.common.config import from_dict_strict
+from cadenza.common.config import StageConfig
 from cadenza.common.sources import SourceError
 from cadenza.formats.storage import write_bytes_atomic, write_json_atomic
 
@@ -31,7 +31,7 @@ FLAG_Q = 0.05
 
 
 @dataclass
-class CodecEvalConfig:
+class CodecEvalConfig(StageConfig):
     codec: str  # codec dir (save_pretrained, with or without cadenza's codec files)
     shards: str  # ingest output dir (audio shards)
     out: str
@@ -40,13 +40,6 @@ class CodecEvalConfig:
     min_group_size: int = 3  # groups with fewer clips are listed but not tested
     progress: bool = True
     torch_threads: int | None = 1  # as for codec training: one thread, robust on a shared 2-core machine
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CodecEvalConfig:
-        return from_dict_strict(cls, d)
 
 
 def load_codec_dir(codec_dir: str):

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ from cadenza.codec import losses
 from cadenza.codec.data import ClipSet, load_clip_set, segment_batch, shards_fingerprint, split_paths
 from cadenza.codec.presets import ACOUSTIC_NAME, encodec_config, preset
 from cadenza.codec.rvq import RVQSettings, quantize_train
-from cadenza.common.config import from_dict_strict
+from cadenza.common.config import StageConfig
 from cadenza.common.sources import SourceError
+from cadenza.formats import defaults
 from cadenza.formats.storage import write_json_atomic
 from cadenza.training import checkpoint as ckpt_io
 from cadenza.training.runlog import step_progress, torch_threads, truncate_metrics_log
@@ -52,10 +53,10 @@ class CodecRunExists(SourceError):
 
 
 @dataclass
-class CodecTrainConfig:
+class CodecTrainConfig(StageConfig):
     shards: str  # ingest output dir (audio shards)
     out: str  # codec dir
-    preset: str = "demo"
+    preset: str = defaults.CODEC_PRESET
     steps: int | None = None  # None: the preset's
     batch_size: int | None = None
     segment_seconds: float | None = None
@@ -76,13 +77,6 @@ class CodecTrainConfig:
     progress: bool = True
     # weight of losses.frame_locked_l1 (the frame-rate buzz every decode shares); 0 turns it off
     frame_locked_weight: float = FRAME_LOCKED_WEIGHT
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CodecTrainConfig:
-        return from_dict_strict(cls, d)
 
     def settings(self) -> dict[str, Any]:
         """Steps, batch, segment and lr with the preset's values filled in."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza import stages as orch
+from cadenza.formats import defaults
 
 DEMO_BEAM_OPTIONS = ["--direct_num_workers=2", "--direct_running_mode=multi_threading"]
 DEMO_SHARD_SIZE = 16  # small shards, so the demo shows several
@@ -106,7 +107,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
             clock.lap("dataset")
             csv_spec, ontology = str(ds.csv_path), str(ds.ontology_path)
         else:
-            csv_spec, ontology = str(csv), orch.DEFAULT_ONTOLOGY
+            csv_spec, ontology = str(csv), defaults.ONTOLOGY_URL
         _print_plan(console, plan)
         if plan_only:
             return results
@@ -120,7 +121,7 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
             check_served(url_template, ds.clips[0].ytid)
             console.print(f"serving demo media at {url_template}")
         else:
-            url_template = orch.YOUTUBE_URL_TEMPLATE
+            url_template = defaults.YOUTUBE_URL_TEMPLATE
         beam = orch.beam_args("DirectRunner", DEMO_BEAM_OPTIONS)
         with console.status("fetch_metadata"):
             results["fetch_metadata"] = orch.fetch_metadata(csv_spec, dirs["metadata"])
@@ -192,7 +193,7 @@ class StageClock:
 def _shard_size(plan: DemoPlan) -> int:
     """Offline: about four even shards, so the held-out last one has a quarter of the clips; MusicCaps' default
     otherwise. (Shards take the valid rows in CSV order; the demo has one valid row more than clips.)"""
-    return min(DEMO_SHARD_SIZE, max(2, -(-(plan.n_clips + 1) // 4))) if plan.offline else 500
+    return min(DEMO_SHARD_SIZE, max(2, -(-(plan.n_clips + 1) // 4))) if plan.offline else defaults.SHARD_SIZE
 
 
 def check_served(url_template: str, ytid: str) -> None:

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cadenza.common.config import from_dict_strict
+from cadenza.common.config import StageConfig
 from cadenza.evaluation import gen_metrics as gm
 from cadenza.evaluation import token_metrics as tm
 from cadenza.evaluation.caption_gain import CaptionGain
 from cadenza.evaluation.embeddings import make_embedder
+from cadenza.formats import defaults
 from cadenza.formats.assignments import load_assignments
 from cadenza.formats.token_spec import TokenSpec, load_token_dir
 from cadenza.training.data import LoaderConfig, TokenStream, make_loader
@@ -39,32 +40,29 @@ CONTROLS = ("none", "shuffled_captions", "reconstructions")
 
 
 @dataclass
-class EvalConfig:
-    num_samples: int = 16  # held-out captions used as prompts
+class EvalConfig(StageConfig):
+    num_samples: int = defaults.EVAL_SAMPLES  # held-out captions used as prompts
     seconds: float | None = None  # generation and NLL window; default: the run's training crop
     batch_size: int = 8
     ngram: int = 4  # for repetition/diversity
     memorization_ngram: int = 0  # 0: one second of semantic tokens (at least 8)
     sample: SampleConfig = field(default_factory=SampleConfig)
     write_wavs: bool = True
-    embeddings: str = "mfcc"  # mfcc | encodec | hf:PATH
+    embeddings: str = defaults.EMBEDDINGS  # mfcc | encodec | hf:PATH
     label_grouping: str = "genre"  # audit grouping whose (first) group labels a clip, when no labels are given
     mismatch_draws: int = 2  # mismatched captions scored per clip for the caption gain
-    max_references: int = 256  # held-out clips decoded as references
+    max_references: int = defaults.MAX_REFERENCES  # held-out clips decoded as references
     bootstrap: int = 300
     # validity controls (tests and benchmarks): captions shuffled among the held-out clips before
     # scoring and sampling; or other held-out clips of the same label, resynthesized, as "samples"
     control: str = "none"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalConfig:
         d = dict(d)
         if isinstance(d.get("sample"), dict):
             d["sample"] = SampleConfig.from_dict(d["sample"])
-        return from_dict_strict(cls, d)
+        return super().from_dict(d)
 
 
 def _clips(stream: TokenStream, limit: int | None = None) -> list[dict[str, Any]]:

@@ -1,12 +1,10 @@
 """MusicCaps metadata: schema (with the subsets), CSV loading and validation, AudioSet ontology."""
 
-from cadenza.musiccaps.csvload import MUSICCAPS_CSV_URL, load_musiccaps, parse_musiccaps
-from cadenza.musiccaps.ontology import ONTOLOGY_URL, Ontology, load_ontology
+from cadenza.musiccaps.csvload import load_musiccaps, parse_musiccaps
+from cadenza.musiccaps.ontology import Ontology, load_ontology
 from cadenza.musiccaps.schema import ClipRecord, Reject, ValidationResult
 
 __all__ = [
-    "MUSICCAPS_CSV_URL",
-    "ONTOLOGY_URL",
     "ClipRecord",
     "Ontology",
     "Reject",

@@ -14,9 +14,9 @@ import os
 import re
 
 from cadenza.common.sources import SourceError, resolve_source
+from cadenza.formats.defaults import MUSICCAPS_CSV_URL
 from cadenza.musiccaps.schema import CSV_COLUMNS, MID_RE, YTID_RE, ClipRecord, Reject, ValidationResult, clip_key
 
-MUSICCAPS_CSV_URL = "https://huggingface.co/datasets/google/MusicCaps/resolve/main/musiccaps-public.csv"
 MIN_WINDOW_S = 1.0
 MAX_WINDOW_S = 60.0
 MAX_FIELD_CHARS = 20_000  # a caption is a paragraph; anything longer is not a caption

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from cadenza.common.sources import SourceError, resolve_source
-
-ONTOLOGY_URL = "https://raw.githubusercontent.com/audioset/ontology/master/ontology.json"
+from cadenza.formats.defaults import ONTOLOGY_URL
 
 
 @dataclass(frozen=True, eq=False)

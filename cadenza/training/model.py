@@ -16,13 +16,14 @@ does not shift the positions of the tokens after it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cadenza.common.config import StageConfig
 from cadenza.training.delay import delay, delay_valid
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -31,8 +32,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# saved in every checkpoint; read back strictly: a config from a newer or foreign model names fields this one
+# lacks, and guessing would build the wrong network
 @dataclass
-class ModelConfig:
+class ModelConfig(StageConfig):
     vocab_size: int  # codes per stream
     num_streams: int = 1  # 1 for semantic, K (codebooks) for acoustic
     prefix_vocab: int = 0  # semantic vocab for the acoustic stage, 0 for none
@@ -44,16 +47,6 @@ class ModelConfig:
     ff_mult: int = 4
     dropout: float = 0.0
     cfg_dropout: float = 0.1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:  # a config from a newer or foreign model: guessing would build the wrong network
-            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
-        return cls(**d)
 
     @property
     def special(self) -> int:  # "no code here" cell of the delay pattern

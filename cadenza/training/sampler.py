@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from cadenza.common.config import from_dict_strict
+from cadenza.common.config import StageConfig
+from cadenza.formats import defaults
 from cadenza.formats.token_spec import FingerprintMismatch, TokenSpec
 from cadenza.training.audio_out import write_spectrogram, write_wav
 from cadenza.training.delay import undelay
@@ -37,21 +38,14 @@ class Decoder(Protocol):
 
 
 @dataclass
-class SampleConfig:
-    seconds: float = 10.0
+class SampleConfig(StageConfig):
+    seconds: float = defaults.SAMPLE_SECONDS
     temperature: float = 1.0  # 0 = greedy
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     cfg_scale: float = 3.0  # 1 = no guidance
     seed: int = 0
     use_cache: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
-        return from_dict_strict(cls, d)
 
 
 def pick_tokens(logits: torch.Tensor, cfg: SampleConfig, gen: torch.Generator) -> torch.Tensor:

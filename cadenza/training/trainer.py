@@ -15,14 +15,16 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from cadenza.common.config import StageConfig
 from cadenza.common.devices import resolve_device
+from cadenza.formats import defaults
 from cadenza.formats.storage import write_json_atomic
 from cadenza.formats.token_spec import TokenSpec, load_token_dir
 from cadenza.training import checkpoint as ckpt_io
@@ -33,8 +35,6 @@ from cadenza.training.runlog import step_progress, truncate_metrics_log
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
 # defaults that differ per size (anything here can be overridden by a config file)
 SIZE_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": {"batch_size": 8, "crop_seconds": 3.0, "lr": 3e-3, "warmup_steps": 20, "steps": 300},
@@ -43,10 +43,10 @@ SIZE_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(StageConfig):
     shards: str  # TOKENS dir
     out: str  # RUN dir
-    model: str | dict[str, Any] = "tiny"  # preset name or ModelConfig fields
+    model: str | dict[str, Any] = defaults.MODEL_PRESET  # preset name or ModelConfig fields
     steps: int = 300  # stop after this many optimizer steps
     schedule_steps: int | None = None  # length of the cosine schedule (default: steps)
     batch_size: int = 8  # per rank and micro-step
@@ -75,19 +75,11 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
+        return {**super().to_dict(), "betas": list(self.betas)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
+        return super().from_dict({**d, "betas": tuple(d["betas"])} if "betas" in d else d)
 
     @classmethod
     def preset(cls, size: str, shards: str, out: str, **overrides: Any) -> TrainConfig:
@@ -125,8 +117,8 @@ def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """"bf16" or "fp32": auto is bf16 on CUDA GPUs that support it (no loss scaling needed), else fp32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in defaults.PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(defaults.PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return precision

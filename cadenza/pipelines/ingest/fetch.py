@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from cadenza.musiccaps.schema import YTID_RE
 from cadenza.pipelines.ingest.fetch_errors import FetchError, classify
 
-DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 T = TypeVar("T")
 
 

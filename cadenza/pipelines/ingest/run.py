@@ -21,23 +21,17 @@ import re
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cadenza.common.config import from_dict_strict
-from cadenza.formats import failures, shards, storage
+from cadenza.common.config import StageConfig
+from cadenza.formats import defaults, failures, shards, storage
 from cadenza.formats.failures import JS_FAILURES
 from cadenza.formats.index import write_samples_index
 from cadenza.musiccaps.schema import ClipRecord, Reject
 from cadenza.pipelines.ingest.clipjob import ClipJobConfig
-from cadenza.pipelines.ingest.fetch import (
-    DEFAULT_URL_TEMPLATE,
-    FetchOptions,
-    browser_cookies_spec,
-    is_youtube,
-    validate_template,
-)
+from cadenza.pipelines.ingest.fetch import FetchOptions, browser_cookies_spec, is_youtube, validate_template
 from cadenza.pipelines.ingest.session_guard import SessionLimits
 from cadenza.pipelines.ingest.shard_plan import plan_tasks, shard_paths, stale_shards
 
@@ -47,13 +41,13 @@ YOUTUBE_VIDEOS_PER_HOUR = 300.0
 
 
 @dataclass
-class IngestConfig:
+class IngestConfig(StageConfig):
     csv: str
     out: str
-    source_url_template: str = DEFAULT_URL_TEMPLATE
+    source_url_template: str = defaults.YOUTUBE_URL_TEMPLATE
     limit: int | None = None  # only the first N data rows of the CSV
-    shard_size: int = 500
-    sample_rate: int = 32000
+    shard_size: int = defaults.SHARD_SIZE
+    sample_rate: int = defaults.SAMPLE_RATE
     retry_failed: bool = False
     cookies: str | None = None
     cookies_from_browser: str | None = None  # BROWSER[+KEYRING][:PROFILE]; the browser must be on the worker
@@ -76,21 +70,14 @@ class IngestConfig:
     max_filesize_mb: float = 512.0
     progress: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> IngestConfig:
-        return from_dict_strict(cls, d)
-
     def validate(self) -> None:
         validate_template(self.source_url_template)
         if self.shard_size < 1:
             raise ValueError(f"--shard-size must be at least 1, got {self.shard_size}")
         if not 1000 <= self.sample_rate <= 192000:
             raise ValueError(f"--sample-rate {self.sample_rate} is not a plausible audio rate")
-        if self.limit is not None and self.limit < 0:
-            raise ValueError(f"--limit must be >= 0, got {self.limit}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit: must be at least 1 (got {self.limit})")
         if self.max_concurrent_fetches < 1:
             raise ValueError("--max-concurrent-fetches must be at least 1")
         if self.max_videos_per_hour is not None and self.max_videos_per_hour < 0:

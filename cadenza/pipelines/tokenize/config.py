@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-from cadenza.common.config import from_dict_strict
+from cadenza.common.config import StageConfig
+from cadenza.formats import defaults
 from cadenza.tokenizers.encodec_variant_names import DEFAULT_OPTIMIZE
 
 
 @dataclass
-class TokenizeConfig:
+class TokenizeConfig(StageConfig):
     shards: str  # ingest output dir (holds shards/audio-NNNNNN.tar)
     out: str  # tokens dir
-    acoustic: str = "encodec_24khz"
+    acoustic: str = defaults.ACOUSTIC_CODEC
     bandwidth: float | None = None  # kbps; None: 6.0 (24 kHz) or 2.2 (32 kHz)
     codec_weights: str | None = None  # save_pretrained dir; None: the HF cache
     codec_random_init: bool = False  # tests and demo only: k-means-initialised random codec, saved to OUT/codec
     codec_small: bool = False  # with codec_random_init: narrow widths (tests)
     semantic: str = "mfcc-kmeans"  # or hf:PATH[@LAYER]
     kmeans: str | None = None  # fitted .npz; None: fit on the input into OUT/kmeans.npz
-    clusters: int = 1024  # when fitting here
-    text: str = "minilm"  # or "none"
+    clusters: int = defaults.CLUSTERS  # when fitting here
+    text: str = defaults.TEXT_ENCODER  # or "none"
     prefix: str = "tokens"
     batch_size: int = 8  # most clips per chunk (one Beam element)
     calibration_clips: int = 16  # clips whose encoder outputs initialise a random codec's codebooks
@@ -31,13 +31,6 @@ class TokenizeConfig:
     device: str = "auto"  # auto | cpu | cuda (cadenza.common.devices); each worker resolves auto itself
     codec_batch: int = 0  # clips per EnCodec call; 0: 1 on CPU, CUDA_CODEC_BATCH on CUDA (named in the fingerprint)
     progress: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TokenizeConfig:
-        return from_dict_strict(cls, d)
 
     def features(self) -> str:
         if self.semantic == "mfcc-kmeans":

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cadenza.common.sources import SourceError
-from cadenza.formats import storage
+from cadenza.formats import defaults, storage
 from cadenza.formats.audio import input_shards, load_clips, select_clips
 from cadenza.pipelines.beam import ProgressBar
 from cadenza.pipelines.tokenize.config import TokenizeConfig
@@ -23,7 +23,7 @@ CODEC_DIR = "codec"
 
 
 def fit_kmeans(
-    shards_dir: str, out: str, *, clusters: int = 1024, features: str = "mfcc", max_clips: int = 1000,
+    shards_dir: str, out: str, *, clusters: int = defaults.CLUSTERS, features: str = "mfcc", max_clips: int = 1000,
     frames_per_clip: int = 100, seed: int = 0, progress: bool = True,
 ) -> dict[str, Any]:
     """Fit semantic k-means on frames sampled across the audio shards; save `.npz` to `out`. Returns its config."""
