@@ -220,15 +220,25 @@ def split_tokens(tokens_dir: str, split_dir: str, *, heldout_shards: int = 1, ho
                                holdout_by=holdout_by, audit_dir=audit_dir, heldout_fraction=heldout_fraction)
 
 
+def train_config(tokens_dir: str, run_dir: str, *, preset: str = defaults.MODEL_PRESET,
+                 steps: int = defaults.CHAIN_TRAIN_STEPS, weights: str | None = None, seed: int = 0,
+                 val_shards: str | None = None, resume: bool = True) -> Any:
+    """The TrainConfig `train` runs: the preset's batch size, crop and learning rate, as
+    `cadenza train --config PRESET` gets them, with the chain's steps."""
+    mod = _entry("train")
+    return _config("train", mod.TrainConfig, {
+        **mod.SIZE_DEFAULTS.get(preset, {}), "shards": tokens_dir, "out": run_dir, "model": preset, "steps": steps,
+        "weights": weights, "seed": seed, "val_shards": val_shards,
+        "resume": resume and Path(run_dir, "config.json").is_file()})
+
+
 def train(tokens_dir: str, run_dir: str, *, preset: str = defaults.MODEL_PRESET,
           steps: int = defaults.CHAIN_TRAIN_STEPS, weights: str | None = None, seed: int = 0,
           val_shards: str | None = None, resume: bool = True) -> dict[str, Any]:
     """Train (or resume, and skip when the run already reached `steps`)."""
     mod = _entry("train")
-    resume = resume and Path(run_dir, "config.json").is_file()
-    config = _config("train", mod.TrainConfig, {
-        "shards": tokens_dir, "out": run_dir, "model": preset, "steps": steps, "weights": weights, "seed": seed,
-        "val_shards": val_shards, "resume": resume})
+    config = train_config(tokens_dir, run_dir, preset=preset, steps=steps, weights=weights, seed=seed,
+                          val_shards=val_shards, resume=resume)
     with running("train"):
         result = mod.train(config)
     return _outputs({"dir": run_dir, "metrics_log": f"{run_dir}/metrics.jsonl"}, result)

@@ -157,3 +157,13 @@ def test_split_tokens_holds_out_whole_annotators(tmp_path):
     assert len(load_token_dir(out["train"])[1]) == 2 and len(load_token_dir(out["heldout"])[1]) == 1
     with pytest.raises(orch.StageError, match="needs the audit dir"):
         orch.split_tokens(str(tmp_path / "tokens"), str(tmp_path / "split"), holdout_by="annotator")
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_train_stage_gets_the_presets_batch_crop_and_learning_rate(preset, tmp_path):
+    """The DAG's and the demo's train is `cadenza train --config PRESET` with the chain's steps."""
+    from cadenza.training.trainer import TrainConfig
+
+    stage = orch.train_config(str(tmp_path / "tokens"), str(tmp_path / "run"), preset=preset, steps=7)
+    cli = TrainConfig.preset(preset, str(tmp_path / "tokens"), str(tmp_path / "run"), steps=7)
+    assert stage.to_dict() == cli.to_dict()
