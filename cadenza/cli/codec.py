@@ -105,12 +105,14 @@ def eval_cmd(
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
-    o = metrics["overall"]
-    typer.echo(f"{metrics['clips']} clips: log-mel L1 {o['log_mel_l1']['mean']:.3f}, "
-               f"SI-SNR {o['si_snr']['mean']:.1f} dB, {metrics['bitrate_kbps']:.2f} kbps -> {out}/report.html")
+    from cadenza.codec.report import summary_lines
+
+    for line in summary_lines(metrics):
+        typer.echo(line)
+    typer.echo(f"report: {out}/report.html")
     for f in metrics.get("flagged", []):
-        typer.echo(f"worse than the rest: {f['grouping']}={f['group']} "
-                   f"(log-mel L1 {f['log_mel_l1']:.3f}, q={f['q']:.3g})")
+        typer.echo(f"worse than the rest: {f['grouping']}={f['group']} on {', '.join(f['worse_on'])} "
+                   f"(q={f['q']:.3g})")
 
 
 def register(app: typer.Typer) -> None:
