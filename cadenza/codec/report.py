@@ -122,8 +122,8 @@ def headline_html(metrics: dict[str, Any]) -> str:
 
 
 def _value(metric: str, summary: dict[str, Any] | None) -> str:
-    if not summary:
-        return "n/a"
+    if not summary or summary.get("mean") is None:
+        return "n/a" + (f" (not applicable: {summary['not_applicable']} clips)" if summary else "")
     text = _ci(summary)
     if metric == "flatness_ratio":
         text += f"; off by x{cell(summary['off_by'])}"

@@ -18,7 +18,8 @@ def check_order(metric: str, summaries: dict[str, dict[str, Any]]) -> dict[str, 
     no value (e.g. f0 agreement on a run with no clip of clear pitch)."""
     values = {ref: rank_value(metric, summaries[ref]) for ref in REFERENCE_ORDER if ref in summaries}
     if len(values) < len(REFERENCE_ORDER) or any(v != v for v in values.values()):  # v != v: nan
-        return {"passes": None, "why": "not every reference has a value", "rank_values": values}
+        return {"passes": None, "why": "not every reference has a value",
+                "rank_values": {ref: None if v != v else v for ref, v in values.items()}}
     ranked = [values[ref] for ref in REFERENCE_ORDER]
     broken = [f"{a} !> {b}" for a, b, va, vb in zip(REFERENCE_ORDER, REFERENCE_ORDER[1:], ranked, ranked[1:],
                                                   strict=False) if not va > vb]

@@ -70,8 +70,9 @@ def aggregate(metric: str, values: list[float | None]) -> dict[str, Any]:
     mean of another clip's ratios is 1, the clips' ratios cancel). f0_agreement: over the clips with a
     clear pitch, the others counted as not applicable."""
     present = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if metric == "f0_agreement":
-        return {**mean_ci(present), "not_applicable": len(values) - len(present)}
+    if metric == "f0_agreement":  # None, not NaN, where no clip has a clear pitch: metrics.json stays JSON
+        summary = mean_ci(present) if present else {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+        return {**summary, "not_applicable": len(values) - len(present)}
     if metric == "flatness_ratio":
         if not present:
             return {**mean_ci([]), "off_by": math.nan}
@@ -87,6 +88,8 @@ def rank_value(metric: str, summary: dict[str, Any]) -> float:
     from cadenza.codec.losses import METRIC_DIRECTION
 
     direction = {**METRIC_DIRECTION, **LISTENER_DIRECTION}[metric]
+    if summary.get("mean") is None:
+        return math.nan
     if direction == "one":
         return -summary["off_by"]
     return summary["mean"] if direction == "higher" else -summary["mean"]
