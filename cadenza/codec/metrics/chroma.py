@@ -4,7 +4,7 @@ Each frame's chroma has its mean over the 12 pitch classes removed before the co
 vector is non-negative, so a plain cosine is high for any two sounds (noise shaped like a melody's
 spectrum scores ~0.8 against it); centred, a flat chroma (noise, no notes) scores 0, another piece ~0,
 and only shared pitch classes count. Frames where the original is near silent are left out; a
-reconstruction frame with no pitch content scores 0. Both use the original's tuning.
+reconstruction frame with no pitch content scores 0. Both use the same (equal-tempered, A440) bins.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ def active_frames(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return rms > rms.max() * 10 ** (-SILENT_DB / 20) if rms.max() > 0 else np.zeros(len(rms), dtype=bool)
 
 
-def _centred_chroma(audio: np.ndarray, sample_rate: int, tuning: float) -> np.ndarray:
+def _centred_chroma(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     import librosa
 
-    c = librosa.feature.chroma_stft(y=audio, sr=sample_rate, n_fft=N_FFT, hop_length=HOP, tuning=tuning, norm=None)
+    c = librosa.feature.chroma_stft(y=audio, sr=sample_rate, n_fft=N_FFT, hop_length=HOP,
+                                    tuning=0.0, norm=None)  # estimating the tuning costs more than the rest
     return c - c.mean(axis=0, keepdims=True)
 
 
@@ -37,15 +38,11 @@ def _centred_chroma(audio: np.ndarray, sample_rate: int, tuning: float) -> np.nd
 class ChromaReference:
     chroma: np.ndarray  # [12, frames] centred
     keep: np.ndarray  # the frames that count
-    tuning: float
 
 
 def chroma_reference(audio: np.ndarray, sample_rate: int) -> ChromaReference:
-    import librosa
-
-    tuning = float(librosa.estimate_tuning(y=audio, sr=sample_rate, n_fft=N_FFT)) if len(audio) >= N_FFT else 0.0
-    c = _centred_chroma(audio, sample_rate, tuning)
-    return ChromaReference(c, active_frames(audio, N_FFT, HOP)[: c.shape[1]], tuning)
+    c = _centred_chroma(audio, sample_rate)
+    return ChromaReference(c, active_frames(audio, N_FFT, HOP)[: c.shape[1]])
 
 
 def chroma_similarity_to(reference: ChromaReference, estimate: np.ndarray, sample_rate: int) -> float:
@@ -53,7 +50,7 @@ def chroma_similarity_to(reference: ChromaReference, estimate: np.ndarray, sampl
     if not reference.keep.any():
         return float("nan")
     a = reference.chroma[:, reference.keep]
-    b = _centred_chroma(estimate, sample_rate, reference.tuning)[:, reference.keep]
+    b = _centred_chroma(estimate, sample_rate)[:, reference.keep]
     norms = np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0)
     cos = np.where(norms > 1e-12, (a * b).sum(axis=0) / np.maximum(norms, 1e-12), 0.0)
     return float(cos.mean())

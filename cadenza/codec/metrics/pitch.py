@@ -1,7 +1,7 @@
 """Melody kept: does the reconstruction follow the original's f0, on clips that have one clear pitch.
 
 pYIN (librosa.pyin) tracks f0 on the first PITCH_SECONDS of a clip, resampled to PITCH_RATE (pYIN is
-slow: ~0.5 s per clip so). A clip has a clear pitch when at least CLEAR_SHARE of its frames are voiced
+slow: ~0.3 s per clip so). A clip has a clear pitch when at least CLEAR_SHARE of its frames are voiced
 with probability above VOICED_PROB (a solo line; chords and drums are not); other clips are not
 applicable, and counted so. Agreement: the share of the original's voiced frames where the
 reconstruction is voiced within TOLERANCE_CENTS of the original's f0.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PITCH_SECONDS = 4.0
+PITCH_SECONDS = 3.0
 PITCH_RATE = 8000
 FMIN_HZ, FMAX_HZ = 65.0, 1050.0  # C2 to C6
 FRAME, HOP = 512, 128
