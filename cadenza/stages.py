@@ -170,7 +170,10 @@ def codec_eval(codec_dir: str, audio_dir: str, eval_dir: str, *, audit_dir: str 
         metrics = mod.evaluate_codec(config)
     return {"dir": eval_dir, "metrics": f"{eval_dir}/metrics.json", "report_html": f"{eval_dir}/report.html",
             "clips": metrics["clips"], "log_mel_l1": metrics["overall"]["log_mel_l1"]["mean"],
-            "flagged": metrics.get("flagged", [])}
+            "headline": (metrics.get("headline") or {}).get("metric"),
+            **{m: {"codec": metrics["overall"][m]["mean"], "opus": metrics["references"]["opus"][m]["mean"]}
+               for m in ("chroma_similarity", "flatness_ratio")},
+            "undecodable": metrics["undecodable"]["count"], "flagged": metrics.get("flagged", [])}
 
 
 def tokenize(audio_dir: str, tokens_dir: str, *, acoustic: str = defaults.ACOUSTIC_CODEC, random_init: bool = False,

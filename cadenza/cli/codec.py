@@ -106,9 +106,11 @@ def eval_cmd(
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
-    o = metrics["overall"]
-    typer.echo(f"{metrics['clips']} clips: log-mel L1 {o['log_mel_l1']['mean']:.3f}, "
-               f"SI-SNR {o['si_snr']['mean']:.1f} dB, {metrics['bitrate_kbps']:.2f} kbps -> {out}/report.html")
+    from cadenza.codec.report import summary_lines
+
+    for line in summary_lines(metrics):
+        typer.echo(line)
+    typer.echo(f"report: {out}/report.html")
     for f in metrics.get("flagged", []):  # a group may be worse on any of the distances, not only log-mel L1
         worse = ", ".join(f"{m} {f[m]:.3f}" for m in f["worse_on"])
         typer.echo(f"worse than the rest: {f['grouping']}={f['group']} ({worse}, q={f['q']:.3g})")

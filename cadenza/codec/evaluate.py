@@ -3,7 +3,12 @@
 Works for any codec dir: one cadenza trained (or built at random, labelled so) and Meta's save_pretrained
 dirs alike. Every clip goes through the tokenizer exactly as `cadenza tokenize` runs it (encode_one, then
 decode). Reported: log-mel L1, multi-resolution STFT distance and SI-SNR (cadenza.codec.losses), codebook
-usage and entropy per level, nominal and entropy-coded bitrate. With an audit dir, each is broken down
+usage and entropy per level, nominal and entropy-coded bitrate; and what a listener hears: chroma
+similarity, spectral flatness ratio, f0 agreement (cadenza.codec.metrics). Beside the codec, every run
+measures references on the same clips (Opus at the codec's bitrate, shaped noise, another clip, the
+original itself) and records per metric whether it ranks them as a listener would (cadenza.codec.validity):
+the headline is the first of chroma similarity, flatness ratio, log-mel L1 that does. Selected clips that
+could not be decoded are counted, with the reason. With an audit dir, each is broken down
 per group of every grouping (region, genre, ...) with 95% CIs, and a group reconstructed significantly
 worse than the rest on any of the three distances (one-sided Welch t-tests, Benjamini-Hochberg over every
 group and metric) is flagged, with the metrics it is worse on.
@@ -19,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from cadenza.codec.losses import METRIC_DIRECTION, reconstruction_metrics
+from cadenza.codec.losses import METRIC_DIRECTION
+from cadenza.codec.measure import METRICS, REFERENCES
+from cadenza.codec.metrics import aggregate, listener_reference
+from cadenza.codec.metrics.pitch import PITCH_RATE, PITCH_SECONDS
+from cadenza.codec.references import SHAPED_NOISE_BANDS, opus_kbps
+from cadenza.codec.validity import validity
 from cadenza.common.config import StageConfig
 from cadenza.common.sources import SourceError
 from cadenza.formats.storage import write_bytes_atomic, write_json_atomic
@@ -62,16 +72,6 @@ def load_codec_dir(codec_dir: str):
     return load_acoustic(name, weights=path)
 
 
-def mean_ci(values: list[float]) -> dict[str, float]:
-    """Mean with a 95% t interval (the interval is the mean itself for one value)."""
-    from scipy import stats
-
-    x = np.asarray(values, dtype=np.float64)
-    n, mean = len(x), float(x.mean()) if len(x) else math.nan
-    half = float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
-
-
 def codebook_stats(hist: np.ndarray, frame_rate: float) -> dict[str, Any]:
     """Per level: share of codes used, entropy (bits) and perplexity; bitrate if entropy-coded."""
     levels = []
@@ -83,25 +83,29 @@ def codebook_stats(hist: np.ndarray, frame_rate: float) -> dict[str, Any]:
     return {"levels": levels, "entropy_kbps": sum(lv["entropy_bits"] for lv in levels) * frame_rate / 1000}
 
 
-def _reconstruct_all(tok, cfg: CodecEvalConfig) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+def _reconstruct_all(tok, cfg: CodecEvalConfig) -> tuple[list[dict[str, Any]], list[np.ndarray], dict[str, str]]:
+    """Per clip: the codec's metrics and its references'; the codebook histograms; the undecodable clips."""
     import librosa
 
     from cadenza.codec.data import audio_shard_paths
+    from cadenza.codec.measure import ReferenceSet, clip_metrics
+    from cadenza.codec.references import opus_ffmpeg
     from cadenza.formats.audio import load_clips, select_clips
-
-    paths = audio_shard_paths(cfg.shards)
-    selection = select_clips(paths, cfg.max_clips or 1 << 62)
     from cadenza.training.runlog import step_progress
 
+    opus_ffmpeg()  # no libopus: fail before any clip is reconstructed
+    selection = select_clips(audio_shard_paths(cfg.shards), cfg.max_clips or 1 << 62)
+    references = ReferenceSet(tok.sample_rate, tok.hop, opus_kbps(nominal_kbps(tok)))
     bar = step_progress("codec eval", len(selection), 0, cfg.progress)
-    rows, hists = [], []
-    for i, (key, audio, sr) in enumerate(load_clips(selection)):
+    rows, hists, undecodable = [], [], {}
+    for i, (key, audio, sr) in enumerate(load_clips(selection, undecodable)):
         if sr != tok.sample_rate:
             audio = librosa.resample(audio, orig_sr=sr, target_sr=tok.sample_rate)
         codes = tok.encode_one(audio)
-        recon = tok.decode(codes)
+        listener = listener_reference(audio, tok.sample_rate)
         rows.append({"key": key, "ytid": key[:11], "seconds": len(audio) / tok.sample_rate,
-                     **reconstruction_metrics(audio, recon, tok.sample_rate)})
+                     **clip_metrics(listener, audio, tok.decode(codes), tok.sample_rate),
+                     "references": references.measure(key, audio, listener)})
         hists.append(np.stack([np.bincount(c, minlength=tok.vocab_size) for c in codes.astype(np.int64)]))
         if bar is not None:
             bar.update(bar.task_ids[0], completed=i + 1, loss=rows[-1]["log_mel_l1"])
@@ -109,13 +113,36 @@ def _reconstruct_all(tok, cfg: CodecEvalConfig) -> tuple[list[dict[str, Any]], l
         bar.stop()
     if not rows:
         raise SourceError(f"--shards {cfg.shards}: no readable clips to evaluate the codec on")
-    return rows, hists
+    references.close_the_ring(rows)
+    return rows, hists, undecodable
+
+
+def nominal_kbps(tok) -> float:
+    return tok.num_codebooks * math.log2(tok.vocab_size) * tok.frame_rate / 1000
+
+
+def _metrics_of(rows: list[dict[str, Any]], reference: str | None = None) -> dict[str, Any]:
+    """Every metric aggregated over `rows`: the codec's, or a reference's (over the rows that have it)."""
+    values = [r if reference is None else r["references"][reference] for r in rows
+              if reference is None or reference in r["references"]]
+    return {m: aggregate(m, [v[m] for v in values]) for m in METRICS} if values else {}
 
 
 def _summary(rows: list[dict[str, Any]], hists: list[np.ndarray], frame_rate: float) -> dict[str, Any]:
-    out: dict[str, Any] = {m: mean_ci([r[m] for r in rows]) for m in METRIC_DIRECTION}
-    out["codebooks"] = codebook_stats(np.sum(hists, axis=0), frame_rate)
-    return out
+    return {**_metrics_of(rows), "codebooks": codebook_stats(np.sum(hists, axis=0), frame_rate)}
+
+
+def _undecodable(undecodable: dict[str, str], assignments: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The selected clips that could not be decoded, with why, overall and per group."""
+    by_group: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for key, why in sorted(undecodable.items()):
+        groups = ((assignments or {}).get(key[:11]) or {}).get("groups") or {}
+        for grouping, names in groups.items():
+            for name in names or []:
+                by_group.setdefault(grouping, {}).setdefault(name, []).append({"key": key, "reason": why})
+    return {"count": len(undecodable), "clips": [{"key": k, "reason": w} for k, w in sorted(undecodable.items())],
+            **({"by_group": {g: {n: {"count": len(c), "clips": c} for n, c in groups.items()}
+                             for g, groups in by_group.items()}} if assignments is not None else {})}
 
 
 def group_breakdown(rows: list[dict[str, Any]], hists: list[np.ndarray], assignments: dict[str, dict[str, Any]],
@@ -136,7 +163,8 @@ def group_breakdown(rows: list[dict[str, Any]], hists: list[np.ndarray], assignm
     tests: list[tuple[str, str, str, float]] = []
     for grouping, groups in sorted(members.items()):
         for name, idx in sorted(groups.items()):
-            entry = {m: mean_ci([rows[i][m] for i in idx]) for m in METRIC_DIRECTION}
+            entry = _metrics_of([rows[i] for i in idx])
+            entry["references"] = {ref: _metrics_of([rows[i] for i in idx], ref) for ref in REFERENCES}
             entry["codebooks"] = codebook_stats(np.sum([hists[i] for i in idx], axis=0), frame_rate)
             rest = np.setdiff1d(np.arange(len(rows)), idx)
             entry.update(n=len(idx), p=None, q=None, flag=False, worse_on=[], tests={})
@@ -170,6 +198,15 @@ def evaluate_codec(config: CodecEvalConfig) -> dict[str, Any]:
         return _evaluate(config)
 
 
+def headline_of(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The headline metric (the first candidate that ranks the references right): codec and references."""
+    name = metrics["validity"]["headline"]
+    if name is None:
+        return None
+    return {"metric": name, "codec": metrics["overall"][name]["mean"],
+            **{ref: summary[name]["mean"] for ref, summary in metrics["references"].items() if name in summary}}
+
+
 def _evaluate(config: CodecEvalConfig) -> dict[str, Any]:
     from cadenza.codec.report import write_codec_report
 
@@ -185,7 +222,7 @@ def _evaluate(config: CodecEvalConfig) -> dict[str, Any]:
         if not (Path(cfg.audit) / ASSIGNMENTS_FILE).is_file():
             raise SourceError(f"--audit {cfg.audit}: no {ASSIGNMENTS_FILE} there (run `cadenza audit` first)")
         assignments = load_assignments(cfg.audit)
-    rows, hists = _reconstruct_all(tok, cfg)
+    rows, hists, undecodable = _reconstruct_all(tok, cfg)
     desc = tok.describe()
     record_path = Path(cfg.codec) / "codec.json"
     metrics: dict[str, Any] = {
@@ -193,14 +230,32 @@ def _evaluate(config: CodecEvalConfig) -> dict[str, Any]:
                   "training": json.loads(record_path.read_text()) if record_path.is_file() else None},
         "random_weights": bool(desc.get("random_weights")),
         "shards": cfg.shards, "clips": len(rows),
-        "bitrate_kbps": tok.num_codebooks * math.log2(tok.vocab_size) * tok.frame_rate / 1000,
+        "undecodable": _undecodable(undecodable, assignments),
+        "bitrate_kbps": nominal_kbps(tok),
         "overall": _summary(rows, hists, tok.frame_rate),
+        "references": {ref: _metrics_of(rows, ref) for ref in REFERENCES},
+        "reference_settings": {
+            "opus_kbps": opus_kbps(nominal_kbps(tok)),
+            "shaped_noise": f"noise with the clip's {SHAPED_NOISE_BANDS} mel-band energies in every frame of "
+                            f"{tok.hop} samples, seeded by the clip's key",
+            "another_clip": "the previous clip in evaluation order (the first clip: the last)"},
+        "pitch": {"analysed_seconds": PITCH_SECONDS, "rate_hz": PITCH_RATE,
+                  "clear_pitch_clips": sum(r["f0_agreement"] is not None for r in rows),
+                  "not_applicable": sum(r["f0_agreement"] is None for r in rows),
+                  "note": f"pYIN on each clip's first {PITCH_SECONDS:g} s only (it is slow); clips without one "
+                          "clear pitch are not applicable to f0 agreement"},
         "flag_rule": f"worse than the rest of the clips on any of {', '.join(FLAG_METRICS)}: one-sided Welch "
                      f"t-test per metric, Benjamini-Hochberg over every group and metric, q < {FLAG_Q}, "
                      f"groups of at least {cfg.min_group_size} clips",
     }
+    metrics["validity"] = validity(list(METRICS), metrics["references"])
+    metrics["headline"] = headline_of(metrics)
     if assignments is not None:
         metrics["by_group"] = group_breakdown(rows, hists, assignments, tok.frame_rate, cfg.min_group_size)
+        for grouping, groups in metrics["by_group"].items():
+            for name, entry in groups.items():
+                lost = metrics["undecodable"]["by_group"].get(grouping, {}).get(name, {})
+                entry["undecodable"] = lost.get("count", 0)
         metrics["flagged"] = [{"grouping": g, "group": n, "worse_on": e["worse_on"], "q": e["q"],
                                **{m: e[m]["mean"] for m in e["worse_on"]}}
                               for g, groups in metrics["by_group"].items() for n, e in groups.items() if e["flag"]]

@@ -6,11 +6,17 @@ import html
 from pathlib import Path
 from typing import Any
 
-from cadenza.codec.losses import METRIC_DIRECTION
+from cadenza.codec.measure import METRICS, REFERENCES
 from cadenza.common.plotting import cell, pyplot
 
-LABELS = {"log_mel_l1": "log-mel L1 (lower is better)", "stft_distance": "multi-res STFT distance (lower is better)",
+LABELS = {"chroma_similarity": "chroma similarity (higher is better)",
+          "flatness_ratio": "spectral flatness ratio (1 is the original's; above: noise added)",
+          "f0_agreement": "f0 agreement (higher is better)",
+          "log_mel_l1": "log-mel L1 (lower is better)", "stft_distance": "multi-res STFT distance (lower is better)",
           "si_snr": "SI-SNR dB (higher is better)"}
+GROUP_METRICS = ("chroma_similarity", "flatness_ratio", "log_mel_l1", "stft_distance", "si_snr")
+REFERENCE_NAMES = {"original": "original (ceiling)", "opus": "Opus", "shaped_noise": "shaped noise",
+                   "another_clip": "another clip"}
 
 
 def plot_groups(out: Path, grouping: str, groups: dict[str, Any], overall: dict[str, Any], metric: str) -> str:
@@ -57,9 +63,12 @@ def group_rows(groups: dict[str, Any]) -> str:
         flag = f"<b style='color:#b00'>worse: {html.escape(worse)}</b>" if e.get("flag") else ""
         q = "" if e.get("q") is None else cell(e["q"])
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{e['n']}</td>"
-                    + "".join(f"<td>{_ci(e[m])}</td>" for m in METRIC_DIRECTION)
+                    + "".join(f"<td>{_ci(e[m])}</td>" for m in GROUP_METRICS)
+                    + f"<td>{cell(e['references']['opus']['chroma_similarity']['mean'])}</td>"
+                    + f"<td>{e.get('undecodable', 0)}</td>"
                     + f"<td>{cell(e['codebooks']['entropy_kbps'])}</td><td>{q}</td><td>{flag}</td></tr>")
-    head = ("<tr><th>group</th><th>clips</th>" + "".join(f"<th>{LABELS[m]}</th>" for m in METRIC_DIRECTION)
+    head = ("<tr><th>group</th><th>clips</th>" + "".join(f"<th>{LABELS[m]}</th>" for m in GROUP_METRICS)
+            + "<th>Opus chroma similarity</th><th>could not be decoded</th>"
             + "<th>entropy kbps</th><th>q (lowest)</th><th></th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
@@ -70,9 +79,9 @@ def write_codec_report(out: Path, metrics: dict[str, Any]) -> list[str]:
     plots = [plot_codebooks(out, overall)]
     sections = []
     for grouping, groups in (metrics.get("by_group") or {}).items():
-        # log-mel always; another distance where some group of this grouping is worse on it
-        shown = ["log_mel_l1"] + [m for m in METRIC_DIRECTION if m != "log_mel_l1"
-                                  and any(m in e.get("worse_on", ()) for e in groups.values())]
+        # chroma similarity and log-mel always; another distance where some group of this grouping is worse on it
+        shown = ["chroma_similarity", "log_mel_l1"] + [m for m in ("stft_distance", "si_snr")
+                                                       if any(m in e.get("worse_on", ()) for e in groups.values())]
         names = [plot_groups(out, grouping, groups, overall, m) for m in shown]
         plots.extend(names)
         images = "".join(f"<img src='{n}'>" for n in names)
@@ -90,8 +99,9 @@ table{{border-collapse:collapse;margin:8px 0}}</style></head><body>
 {codec.get('num_codebooks')} codebooks of {codec.get('vocab_size')}, {cell(metrics['bitrate_kbps'])} kbps nominal,
 {cell(overall['codebooks']['entropy_kbps'])} kbps entropy-coded) on {metrics['clips']} clips of
 <code>{html.escape(str(metrics['shards']))}</code>.</p>
-<table><tr><th>metric</th><th>mean [95% CI]</th></tr>
-{''.join(f"<tr><td>{LABELS[m]}</td><td>{_ci(overall[m])}</td></tr>" for m in METRIC_DIRECTION)}</table>
+{headline_html(metrics)}
+{reference_table(metrics)}
+{undecodable_html(metrics)}
 <h2>Codebooks</h2><img src='{plots[0]}'><table><tr><th>level</th><th>codes used</th><th>entropy (bits)</th>
 <th>perplexity</th></tr>{levels}</table>
 <p>Flag rule: {html.escape(metrics['flag_rule'])}.</p>
@@ -99,3 +109,77 @@ table{{border-collapse:collapse;margin:8px 0}}</style></head><body>
 </body></html>"""
     (out / "report.html").write_text(body, encoding="utf-8")
     return plots
+
+
+def headline_html(metrics: dict[str, Any]) -> str:
+    head = metrics.get("headline")
+    if head is None:
+        return ("<p style='background:#b00;color:#fff;padding:8px'>No headline: no metric ranked the references "
+                f"{html.escape(metrics['validity']['order'])} on this run.</p>")
+    return (f"<p style='font-size:1.2em'><b>Headline: {html.escape(LABELS[head['metric']])}</b>: codec "
+            f"{cell(head['codec'])}, Opus {cell(head.get('opus'))}, shaped noise {cell(head.get('shaped_noise'))}, "
+            f"another clip {cell(head.get('another_clip'))}, the original {cell(head.get('original'))}.</p>")
+
+
+def _value(metric: str, summary: dict[str, Any] | None) -> str:
+    if not summary or summary.get("mean") is None:
+        return "n/a" + (f" (not applicable: {summary['not_applicable']} clips)" if summary else "")
+    text = _ci(summary)
+    if metric == "flatness_ratio":
+        text += f"; off by x{cell(summary['off_by'])}"
+    if metric == "f0_agreement":
+        text += f" ({summary['n']} clips; not applicable: {summary['not_applicable']})"
+    return text
+
+
+def reference_table(metrics: dict[str, Any]) -> str:
+    """Every metric for the codec beside the references, and whether it ranks the references right."""
+    checks = metrics["validity"]["metrics"]
+    head = ("<tr><th>metric</th><th>codec</th>" + "".join(f"<th>{REFERENCE_NAMES[r]}</th>" for r in REFERENCES)
+            + f"<th>ranks {html.escape(metrics['validity']['order'])}?</th></tr>")
+    rows = []
+    for m in METRICS:
+        check = checks[m]
+        verdict = ("n/a: " + html.escape(check["why"]) if check["passes"] is None else "passes" if check["passes"]
+                   else f"<b style='color:#b00'>FAILS ({html.escape(check['why'])}): not a headline</b>")
+        rows.append(f"<tr><td>{LABELS[m]}</td><td>{_value(m, metrics['overall'][m])}</td>"
+                    + "".join(f"<td>{_value(m, metrics['references'][r].get(m))}</td>" for r in REFERENCES)
+                    + f"<td>{verdict}</td></tr>")
+    settings = metrics["reference_settings"]
+    return (f"<table>{head}{''.join(rows)}</table><p>References on the same clips: Opus at "
+            f"{cell(settings['opus_kbps'])} kbps; shaped noise: {html.escape(settings['shaped_noise'])}; another "
+            f"clip: {html.escape(settings['another_clip'])}. f0 agreement: {html.escape(metrics['pitch']['note'])}. "
+            f"Ranking values: {html.escape(metrics['validity']['rank_values_are'])}.</p>")
+
+
+def undecodable_html(metrics: dict[str, Any]) -> str:
+    lost = metrics["undecodable"]
+    if not lost["count"]:
+        return "<p>Every selected clip was decoded.</p>"
+    rows = "".join(f"<tr><td><code>{html.escape(c['key'])}</code></td><td>{html.escape(c['reason'])}</td></tr>"
+                   for c in lost["clips"])
+    return (f"<h2>Clips that could not be decoded: {lost['count']}</h2><p>Selected but not evaluated; not in "
+            f"any mean or group above.</p><table><tr><th>clip</th><th>why</th></tr>{rows}</table>")
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """What `cadenza codec eval` prints: the headline beside the references, the metrics that fail the order."""
+    head, checks = metrics.get("headline"), metrics["validity"]["metrics"]
+    refs = metrics["references"]
+    if head:
+        lines = [f"{metrics['clips']} clips: {head['metric']} {head['codec']:.3f} (Opus "
+                 f"{metrics['reference_settings']['opus_kbps']:g} kbps {head.get('opus', float('nan')):.3f}, shaped "
+                 f"noise {head.get('shaped_noise', float('nan')):.3f}, another clip "
+                 f"{head.get('another_clip', float('nan')):.3f})"]
+    else:
+        lines = [f"{metrics['clips']} clips: no headline, no metric ranked {metrics['validity']['order']}"]
+    flat = metrics["overall"]["flatness_ratio"]
+    lines.append(f"flatness ratio {flat['mean']:.2f} (Opus {refs['opus']['flatness_ratio']['mean']:.2f}, "
+                 f"shaped noise {refs['shaped_noise']['flatness_ratio']['mean']:.2f}), log-mel L1 "
+                 f"{metrics['overall']['log_mel_l1']['mean']:.3f}, {metrics['bitrate_kbps']:.2f} kbps")
+    failing = [f"{m} ({c['why']})" for m, c in checks.items() if c["passes"] is False]
+    if failing:
+        lines.append(f"fail {metrics['validity']['order']}, not a headline: " + "; ".join(failing))
+    if metrics["undecodable"]["count"]:
+        lines.append(f"{metrics['undecodable']['count']} selected clips could not be decoded (see report)")
+    return lines

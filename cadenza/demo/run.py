@@ -228,7 +228,8 @@ def print_summary(console: Any, results: dict[str, Any]) -> None:
     rows = [
         ("audio shards", results.get("ingest", {}).get("dir"), _counts(results.get("ingest"), "clips_written")),
         ("codec", results.get("codec_train", {}).get("dir"), _codec_counts(results.get("codec_train"))),
-        ("codec evaluation", results.get("codec_eval", {}).get("report_html"), ""),
+        ("codec evaluation", results.get("codec_eval", {}).get("report_html"),
+         _codec_eval_counts(results.get("codec_eval"))),
         ("token shards", results.get("tokenize", {}).get("dir"), _counts(results.get("tokenize"), "clips_written")),
         ("audit report", results.get("audit", {}).get("report_html"), ""),
         ("training run", results.get("train", {}).get("dir"), ""),
@@ -254,6 +255,15 @@ def _codec_counts(result: dict[str, Any] | None) -> str:
         return ""
     return (f"held-out log-mel L1 {result['heldout_log_mel_l1']:.2f} "
             f"(random-init codec {result['random_init_log_mel_l1']:.2f}); {result['steps']} steps")
+
+
+def _codec_eval_counts(result: dict[str, Any] | None) -> str:
+    if not result or "chroma_similarity" not in result:
+        return ""
+    chroma, flat = result["chroma_similarity"], result["flatness_ratio"]
+    return (f"chroma similarity {chroma['codec']:.2f} (Opus {chroma['opus']:.2f}), flatness ratio "
+            f"{flat['codec']:.1f} (Opus {flat['opus']:.1f}); {result['clips']} clips"
+            + (f", {result['undecodable']} not decodable" if result.get("undecodable") else ""))
 
 
 def _counts(result: dict[str, Any] | None, key: str) -> str:

@@ -86,20 +86,30 @@ def select_clips(paths: list[str], count: int) -> list[tuple[str, str]]:
     return [(path, key) for _, path, key in sorted(keys)[:count]]
 
 
-def load_clips(selection: list[tuple[str, str]]):
-    """Yield (key, audio, sr) for the selected clips, shard by shard; unreadable clips are skipped."""
+def load_clips(selection: list[tuple[str, str]], skipped: dict[str, str] | None = None):
+    """Yield (key, audio, sr) for the selected clips, shard by shard. A clip that cannot be read is not
+    yielded; given `skipped`, its key -> why is recorded there once the generator is exhausted: a clip that
+    does not decode, the rest of a shard that cannot be read, a selected key its shard does not hold."""
+    skipped = {} if skipped is None else skipped
     by_shard: dict[str, set[str]] = {}
     for path, key in selection:
         by_shard.setdefault(path, set()).add(key)
     for path in sorted(by_shard):
+        pending = set(by_shard[path])
         try:
             for sample in shards.iter_tar_samples(path):
-                if sample["__key__"] not in by_shard[path]:
+                key = sample["__key__"]
+                if key not in pending:
                     continue
+                pending.discard(key)
                 try:
                     audio, sr = decode_audio(sample)
-                except Exception:  # noqa: BLE001,S112 (a bad clip is reported by the tokenize pass, not here)
+                except Exception as exc:  # noqa: BLE001 (any bad clip is the caller's to count, not to stop on)
+                    skipped[key] = f"cannot decode: {type(exc).__name__}: {exc}"
                     continue
-                yield sample["__key__"], audio, sr
+                yield key, audio, sr
         except (ValueError, tarfile.TarError, OSError) as exc:  # what came before the break is kept
-            log.warning("k-means/calibration clips: rest of shard unreadable: %s", exc)
+            log.warning("audio clips: rest of shard unreadable: %s", exc)
+            skipped.update({k: f"rest of shard unreadable: {exc}" for k in pending})
+            continue
+        skipped.update({k: "not in its shard" for k in pending})

@@ -71,3 +71,42 @@ def test_codec_eval_of_a_random_codec_is_labelled(tmp_path):
     assert metrics["random_weights"] is True and metrics["clips"] == 3
     assert "RANDOM-WEIGHT CODEC" in (tmp_path / "eval" / "report.html").read_text()
     assert "by_group" not in metrics
+
+
+def test_codec_eval_counts_undecodable_clips_and_checks_its_metrics(tmp_path):
+    """A planted corrupt clip is counted (overall, in its group, with why), not silently dropped; every
+    metric's reference order is recorded, and log-mel L1, fooled by shaped noise, is reported as failing."""
+    from conftest import flac_sample
+
+    from cadenza.formats import shards
+    from cadenza.tokenizers.acoustic_loading import load_acoustic, save_codec
+
+    tok = load_acoustic("encodec_24khz", random_init=True, small=True, bandwidth=1.5)
+    save_codec(tok, str(tmp_path / "codec"))
+    clips = styled_clips(4, seconds=2.0)
+    corrupt = {**flac_sample(clip_key(50), clips[0][1], "broken"), "flac": b"fLaC but not really"}
+    root = tmp_path / "audio"
+    write_audio_dir(root, [clips])
+    shards.write_shard(str(root / "shards" / shards.shard_name("audio", 1)), [corrupt], {"samples": 1})
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    with (audit / "assignments.jsonl").open("w") as f:
+        for i, key in enumerate([k for k, _, _ in clips] + [clip_key(50)]):
+            f.write(json.dumps({"ytid": key[:11], "key": key, "groups": {"region": ["a" if i % 2 else "b"]}}) + "\n")
+    metrics = evaluate_codec(CodecEvalConfig(codec=str(tmp_path / "codec"), shards=str(root), audit=str(audit),
+                                             out=str(tmp_path / "eval"), progress=False))
+    assert metrics["clips"] == 4
+    lost = metrics["undecodable"]
+    assert lost["count"] == 1 and lost["clips"][0]["key"] == clip_key(50)
+    assert lost["clips"][0]["reason"].startswith("cannot decode")
+    assert lost["by_group"]["region"]["b"]["count"] == 1
+    assert [metrics["by_group"]["region"][g]["undecodable"] for g in ("a", "b")] == [0, 1]
+    checks = metrics["validity"]["metrics"]
+    assert set(checks) >= {"chroma_similarity", "flatness_ratio", "f0_agreement", "log_mel_l1"}
+    assert checks["log_mel_l1"]["passes"] is False
+    assert metrics["headline"] is None or metrics["headline"]["metric"] != "log_mel_l1"
+    assert metrics["references"]["original"]["chroma_similarity"]["mean"] == pytest.approx(1.0)
+    assert metrics["references"]["opus"]["chroma_similarity"]["mean"] > metrics["overall"]["chroma_similarity"]["mean"]
+    assert metrics["pitch"]["not_applicable"] + metrics["pitch"]["clear_pitch_clips"] == 4
+    html = (tmp_path / "eval" / "report.html").read_text()
+    assert "could not be decoded: 1" in html and clip_key(50) in html and "FAILS" in html
