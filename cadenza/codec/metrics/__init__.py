@@ -15,16 +15,12 @@ import numpy as np
 
 from cadenza.codec.metrics.chroma import ChromaReference, chroma_reference, chroma_similarity_to
 from cadenza.codec.metrics.flatness import FlatnessReference, flatness_ratio_to, flatness_reference
+from cadenza.codec.metrics.frames import fit_length
 from cadenza.codec.metrics.pitch import PitchTrack, f0_agreement, pitch_track
 
 # "one": 1 is the original; a clip's distance from it is |log ratio| either way
 LISTENER_DIRECTION = {"chroma_similarity": "higher", "flatness_ratio": "one", "f0_agreement": "higher"}
 
-
-def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
-    """`audio` cut or zero-padded to n samples: a decode that comes up short is missing audio, i.e. silence."""
-    audio = np.asarray(audio, dtype=np.float32)[:n]
-    return np.pad(audio, (0, n - len(audio))) if len(audio) < n else audio
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cadenza.codec.metrics.frames import active_frames, fit_length
+
 N_FFT = 4096  # ~6 Hz bins at 24 kHz: the bass notes' pitch classes are still apart
 HOP = 1024
-SILENT_DB = 50.0  # frames this far below the clip's loudest frame are silence, not music
 
-
-def active_frames(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """Boolean per frame (librosa's centred framing): within SILENT_DB of the clip's loudest frame."""
-    import librosa
-
-    rms = librosa.feature.rms(y=audio, frame_length=n_fft, hop_length=hop)[0]
-    return rms > rms.max() * 10 ** (-SILENT_DB / 20) if rms.max() > 0 else np.zeros(len(rms), dtype=bool)
 
 
 def _centred_chroma(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -58,7 +52,5 @@ def chroma_similarity_to(reference: ChromaReference, estimate: np.ndarray, sampl
 
 def chroma_similarity(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
     """1 for the original itself, ~0 for noise or an unrelated piece."""
-    from cadenza.codec.metrics import fit_length
-
     return chroma_similarity_to(chroma_reference(reference, sample_rate), fit_length(estimate, len(reference)),
                                 sample_rate)

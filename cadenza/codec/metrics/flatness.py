@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cadenza.codec.metrics.chroma import active_frames
+from cadenza.codec.metrics.frames import active_frames, fit_length
 
 N_FFT = 2048
 HOP = 512
@@ -49,7 +49,5 @@ def flatness_ratio_to(reference: FlatnessReference, estimate: np.ndarray, sample
 
 def flatness_ratio(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
     """1 for the original itself; noise scores far above 1."""
-    from cadenza.codec.metrics import fit_length
-
     return flatness_ratio_to(flatness_reference(reference, sample_rate), fit_length(estimate, len(reference)),
                              sample_rate)
