@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SR, clip_key, styled_clips, write_audio_dir
+from conftest import SR, clip_key, flac_sample, styled_clips, write_audio_dir
 
 from cadenza.codec.evaluate import CodecEvalConfig, evaluate_codec
 from cadenza.codec.losses import METRIC_DIRECTION
@@ -76,7 +76,6 @@ def test_codec_eval_of_a_random_codec_is_labelled(tmp_path):
 def test_codec_eval_counts_undecodable_clips_and_checks_its_metrics(tmp_path):
     """A planted corrupt clip is counted (overall, in its group, with why), not silently dropped; every
     metric's reference order is recorded, and log-mel L1, fooled by shaped noise, is reported as failing."""
-    from conftest import flac_sample
 
     from cadenza.formats import shards
     from cadenza.tokenizers.acoustic_loading import load_acoustic, save_codec
