@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SR, clip_key, flac_sample, styled_clips, write_audio_dir
+from codec_testkit import SR, clip_key, flac_sample, styled_clips, write_audio_dir
 
 from cadenza.codec.evaluate import CodecEvalConfig, evaluate_codec
 from cadenza.codec.losses import METRIC_DIRECTION

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SR, TEST_STEPS, styled_clips
+from codec_testkit import SR, TEST_STEPS, styled_clips
 
 from cadenza.codec.trainer import CodecRunExists, CodecTrainConfig, random_init_codec, reconstruct, train_codec
 from cadenza.tokenizers.acoustic_loading import load_acoustic
@@ -118,7 +118,7 @@ def test_resume_is_exact(codec_audio_dir, tmp_path):
 
 
 def test_too_few_shards_to_hold_out_is_a_clear_error(tmp_path):
-    from conftest import write_audio_dir
+    from codec_testkit import write_audio_dir
 
     from cadenza.common.sources import SourceError
 
