@@ -89,8 +89,8 @@ def run_demo(out_dir: str | Path, csv: str | None = None, *, n_clips: int = 36, 
     from rich.console import Console
 
     console = console or Console()
-    plan = DemoPlan(Path(out_dir).expanduser().resolve(), csv, n_clips, seed, max_steps, num_samples, limit,
-                    codec_steps)
+    plan = DemoPlan(Path(out_dir).expanduser().resolve(), csv, n_clips=n_clips, seed=seed, max_steps=max_steps,
+                    num_samples=num_samples, codec_steps=codec_steps, limit=limit)
     dirs = orch.stage_dirs(plan.out_dir)
     results: dict[str, Any] = {}
     clock = StageClock()

@@ -18,6 +18,7 @@ def test_run_demo_end_to_end(tmp_path):
     assert first["ingest"]["clips_written"] == 7 and first["ingest"]["failures_by_category"]
     # the demo's codec is trained on its own audio, not random: tokens, samples and evaluation say so
     assert first["codec_train"]["random_weights"] is False and first["tokenize"]["random_weights"] is False
+    assert first["codec_train"]["steps"] == 20  # codec_steps, not the preset's 800 (it once took `limit`'s place)
     assert first["codec_train"]["heldout_log_mel_l1"] < first["codec_train"]["random_init_log_mel_l1"]
     assert first["codec_eval"]["clips"] == 7
     for path in (first["ingest"]["manifest"], first["tokenize"]["manifest"], first["audit"]["report_html"],
